@@ -1,0 +1,99 @@
+"""The composition root: ``create_app`` builds and wires everything; nothing else does.
+
+Nothing connects at import time. Engines and Redis clients connect lazily on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from config.settings import Settings
+from lootbox import cli
+from lootbox.api import errors, request_id
+from lootbox.api.auth import Authenticator
+from lootbox.api.s2s import blp as s2s_blueprint
+from lootbox.container import Container
+from lootbox.idempotency.guard import IdempotencyGuard
+from lootbox.idempotency.redis_store import RedisIdempotencyStore, make_redis_client
+from lootbox.persistence.database import SqlAlchemyUnitOfWork, make_engine, make_session_factory
+from lootbox.ports import Wallet
+from lootbox.services.context import ServiceContext, SystemClock
+from lootbox.wallet.http import HttpWallet
+
+log = logging.getLogger("lootbox")
+
+
+def create_app(
+    config: Settings | Mapping[str, Any] | None = None,
+    *,
+    wallet: Wallet | None = None,
+    redis_client: Any = None,
+) -> Flask:
+    """Build the app. ``config`` is a ``Settings``, or overrides of ``Settings.from_env()``
+    field names (``{"database_url": ...}``); ``wallet`` and ``redis_client`` replace the
+    real adapters in tests."""
+    settings = config if isinstance(config, Settings) else Settings.from_env(**dict(config or {}))
+    logging.basicConfig(level=settings.log_level, format="%(message)s")
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        API_TITLE="LootBox S2S API",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    session_factory = make_session_factory(engine)
+
+    def uow_factory() -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(session_factory)
+
+    if redis_client is None:
+        redis_client, stand_in = make_redis_client(settings.redis_url or None)
+        if stand_in:
+            log.warning(
+                "REDIS_URL is not set: using an in-process Redis stand-in. It is single-process"
+                " only; run one worker, and never in production."
+            )
+    clock = SystemClock()
+    services = ServiceContext(
+        uow_factory=uow_factory,
+        wallet=wallet
+        or HttpWallet(
+            connect_timeout_seconds=settings.wallet_connect_timeout_seconds,
+            read_timeout_seconds=settings.wallet_read_timeout_seconds,
+        ),
+        clock=clock,
+        movement_lease_seconds=settings.movement_lease_seconds,
+    )
+    app.extensions["lootbox"] = Container(
+        settings=settings,
+        engine=engine,
+        uow_factory=uow_factory,
+        services=services,
+        guard=IdempotencyGuard(
+            RedisIdempotencyStore(redis_client),
+            uow_factory,
+            clock,
+            wait_seconds=settings.idempotency_wait_seconds,
+            lease_seconds=settings.idempotency_lease_seconds,
+            ttl_seconds=settings.idempotency_ttl_seconds,
+        ),
+        authenticator=Authenticator(uow_factory, settings.signature_max_skew_seconds),
+        redis=redis_client,
+    )
+
+    api = errors.LootboxApi(app, spec_kwargs={"info": {"description": __doc__}})
+    api.register_blueprint(s2s_blueprint)
+    errors.init_app(app)
+    request_id.init_app(app)
+    cli.init_app(app)
+    return app

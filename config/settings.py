@@ -1,0 +1,116 @@
+"""All configuration, read from the environment in one place.
+
+``LOOTBOX_ENV=production`` refuses to start without DATABASE_URL, REDIS_URL and
+SECRET_KEY. With nothing set, development defaults apply: a SQLite file under
+``instance/``, an in-process Redis stand-in and the reference wallet.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'instance' / 'lootbox.sqlite3'}"
+    redis_url: str = ""  # empty: the in-process stand-in (single process only)
+    secret_key: str = "dev-only-secret"  # noqa: S105 - development default, refused in production
+    port: int = 8080
+    wallet_connect_timeout_seconds: float = 2.0
+    wallet_read_timeout_seconds: float = 5.0
+    idempotency_wait_seconds: float = 2.0
+    idempotency_ttl_seconds: int = 7 * 24 * 3600
+    idempotency_lease_seconds: float = 30.0
+    movement_lease_seconds: float = 15.0
+    max_content_length: int = 1024 * 1024
+    signature_max_skew_seconds: int = 300
+    database_pool_size: int = 5
+    log_level: str = "INFO"
+
+    # environment variable -> field
+    ENV_VARS = {
+        "LOOTBOX_ENV": "env",
+        "DATABASE_URL": "database_url",
+        "REDIS_URL": "redis_url",
+        "SECRET_KEY": "secret_key",
+        "PORT": "port",
+        "WALLET_CONNECT_TIMEOUT_SECONDS": "wallet_connect_timeout_seconds",
+        "WALLET_READ_TIMEOUT_SECONDS": "wallet_read_timeout_seconds",
+        "IDEMPOTENCY_WAIT_SECONDS": "idempotency_wait_seconds",
+        "IDEMPOTENCY_TTL_SECONDS": "idempotency_ttl_seconds",
+        "IDEMPOTENCY_LEASE_SECONDS": "idempotency_lease_seconds",
+        "MOVEMENT_LEASE_SECONDS": "movement_lease_seconds",
+        "MAX_CONTENT_LENGTH": "max_content_length",
+        "SIGNATURE_MAX_SKEW_SECONDS": "signature_max_skew_seconds",
+        "DATABASE_POOL_SIZE": "database_pool_size",
+        "LOG_LEVEL": "log_level",
+    }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        environ = os.environ if environ is None else environ
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for var, name in cls.ENV_VARS.items():
+            raw = environ.get(var)
+            if raw is None or raw == "":
+                continue
+            values[name] = _parse(var, raw, str(types[name]))
+        settings = replace(cls(), **{**values, **overrides})
+        settings.validate(explicit=set(values) | set(overrides))
+        return settings
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_redis_stand_in(self) -> bool:
+        return not self.redis_url
+
+    def validate(self, explicit: set[str]) -> None:
+        if self.env not in ("development", "test", "production"):
+            raise ConfigError(f"LOOTBOX_ENV must be development, test or production: {self.env}")
+        if self.production:
+            missing = [
+                var
+                for var, name in (
+                    ("DATABASE_URL", "database_url"),
+                    ("REDIS_URL", "redis_url"),
+                    ("SECRET_KEY", "secret_key"),
+                )
+                if name not in explicit or not getattr(self, name)
+            ]
+            if missing:
+                raise ConfigError(f"production needs {', '.join(missing)}")
+        if self.wallet_connect_timeout_seconds <= 0 or self.wallet_read_timeout_seconds <= 0:
+            raise ConfigError("wallet timeouts must be positive")
+        wallet_budget = self.wallet_connect_timeout_seconds + self.wallet_read_timeout_seconds
+        if self.movement_lease_seconds <= wallet_budget:
+            # A lease shorter than a wallet call would let a second attempt re-send while
+            # the first is still waiting for its answer.
+            raise ConfigError("MOVEMENT_LEASE_SECONDS must exceed the wallet timeouts")
+        if self.idempotency_wait_seconds < 0 or self.idempotency_ttl_seconds <= 0:
+            raise ConfigError("idempotency wait must be >= 0 and TTL > 0")
+
+
+def _parse(var: str, raw: str, type_name: str) -> Any:
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{var}={raw!r} is not a {type_name}") from exc
+    return raw

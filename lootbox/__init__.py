@@ -1,0 +1,1 @@
+"""LootBox S2S money service."""

@@ -1,0 +1,1 @@
+"""Flask-only code: blueprints, authentication, the idempotent decorator, error mapping."""

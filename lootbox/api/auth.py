@@ -1,0 +1,70 @@
+"""Inbound HMAC authentication (contract section 3), verified over the raw body bytes
+before anything parses it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lootbox.domain.errors import InvalidSignature, MissingHeaders, TimestampSkew
+from lootbox.domain.records import Operator
+from lootbox.ports import UnitOfWork
+from lootbox.signing import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_matches
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    method: str
+    path: str
+    body: bytes
+    key_id: str | None
+    timestamp: str | None
+    signature: str | None
+
+    @classmethod
+    def from_headers(
+        cls, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> SignedRequest:
+        return cls(
+            method=method,
+            path=path,
+            body=body,
+            key_id=headers.get(HEADER_KEY_ID),
+            timestamp=headers.get(HEADER_TIMESTAMP),
+            signature=headers.get(HEADER_SIGNATURE),
+        )
+
+
+class Authenticator:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        max_skew_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.uow_factory = uow_factory
+        self.max_skew_seconds = max_skew_seconds
+        self.clock = clock
+
+    def authenticate(self, req: SignedRequest) -> Operator:
+        """The operator behind a valid signature. Unknown, revoked and wrong all answer
+        INVALID_SIGNATURE alike, so a caller cannot probe which key ids exist."""
+        if not (req.key_id and req.timestamp and req.signature):
+            raise MissingHeaders()
+        try:
+            timestamp = int(req.timestamp)
+        except ValueError:
+            raise TimestampSkew("X-Timestamp must be Unix seconds") from None
+        if abs(self.clock() - timestamp) > self.max_skew_seconds:
+            raise TimestampSkew()
+        with self.uow_factory() as uow:
+            key = uow.operators.get_api_key(req.key_id)
+            operator = uow.operators.get(key.operator_id) if key and not key.revoked else None
+        if key is None or operator is None or key.revoked:
+            raise InvalidSignature()
+        if not signature_matches(
+            key.secret, req.timestamp, req.method, req.path, req.body, req.signature
+        ):
+            raise InvalidSignature()
+        return operator

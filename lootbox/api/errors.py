@@ -1,0 +1,124 @@
+"""The one place exceptions become HTTP: ``{"error": {"code", "message", "details"?}}``.
+
+No input ever yields HTML or a bare 500: every HTTP exception, every ``LootboxError``
+and anything unexpected leaves in the envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, current_app
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from lootbox.domain import errors as e
+from schemas.s2s import ErrorSchema
+
+log = logging.getLogger("lootbox.api")
+
+STATUS: dict[type[e.LootboxError], int] = {
+    e.AuthenticationError: 401,
+    e.ValidationFailed: 400,
+    e.NotFound: 404,
+    e.CashbackNotAvailable: 422,
+    e.CurrencyNotSupported: 422,
+    e.InvalidCatalog: 422,
+    e.RoundNotRefundable: 409,
+    e.RoundNotHeld: 409,
+    e.BoxNotPlayable: 409,
+    e.OperatorExists: 409,
+    e.RefundNotAllowed: 403,
+    e.IdempotencyKeyReused: 422,
+    e.IdempotencyKeyInUse: 409,
+    e.WalletRefused: 422,
+    e.WalletUnavailable: 503,
+    e.ServiceUnavailable: 503,
+}
+
+HTTP_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+}
+
+
+def status_for(exc: e.LootboxError) -> int:
+    if isinstance(exc, e.WalletRefused) and exc.code == "PLAYER_BLOCKED":
+        return 403
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    response = current_app.json.response({"error": body})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def handle_lootbox_error(exc: e.LootboxError) -> Response:
+    headers = {}
+    if isinstance(exc, e.IdempotencyKeyInUse):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    status = status_for(exc)
+    if status >= 500:
+        log.warning("%s: %s", exc.code, exc.message, exc_info=exc.__cause__ is not None)
+    return error_response(status, exc.code, exc.message, exc.details, headers)
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages") or data.get("errors")
+    if status in (400, 422) and messages is not None:
+        # webargs puts field errors under the location ("json"); callers want the fields.
+        details = messages.get("json", messages) if isinstance(messages, dict) else messages
+        if isinstance(details, dict) and list(details) == ["json"]:
+            details = details["json"]
+        return error_response(400, "VALIDATION_ERROR", "request is invalid", {"fields": details})
+    code = HTTP_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "HTTP_ERROR")
+    headers = {}
+    if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    return error_response(status, code, exc.description or exc.name, headers=headers)
+
+
+def handle_unexpected(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return handle_http_exception(exc)
+    log.exception("unhandled error")
+    return error_response(500, "INTERNAL_ERROR", "internal error")
+
+
+class LootboxApi(Api):
+    """flask-smorest's Api with our error envelope instead of its own."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+        return handle_http_exception(error)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(e.LootboxError, handle_lootbox_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

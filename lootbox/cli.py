@@ -1,0 +1,198 @@
+"""Flask CLI: operator onboarding, catalog import, migrations. JSON on stdout, so scripts
+(and our own acceptance checks) can read it; errors as JSON on stderr with exit code 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from functools import wraps
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from lootbox.domain.errors import LootboxError
+from lootbox.domain.money import parse_rate
+from lootbox.persistence.migrate import upgrade_database
+from lootbox.services import catalog, onboarding
+
+operators_cli = AppGroup("operators", help="Create and change operators and their API keys.")
+keys_cli = AppGroup("keys", help="Create and revoke an operator's API keys.")
+catalog_cli = AppGroup("catalog", help="Import boxes and prizes.")
+db_cli = AppGroup("db", help="Database schema migrations.")
+operators_cli.add_command(keys_cli)
+
+
+def _emit(document: dict[str, Any]) -> None:
+    click.echo(json.dumps(document))
+
+
+def _json_errors(command: Callable[..., None]) -> Callable[..., None]:
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except LootboxError as exc:
+            click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}), err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _rates(values: tuple[str, ...]) -> dict[str, Decimal]:
+    rates = {}
+    for value in values:
+        currency, sep, rate = value.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{value!r}: expected CUR=RATE, e.g. USD=1.0842")
+        try:
+            rates[currency.strip().upper()] = parse_rate(rate.strip())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return rates
+
+
+def _deps() -> tuple[Any, Any]:
+    box = current_app.extensions["lootbox"]
+    return box.uow_factory, box.services.clock
+
+
+@operators_cli.command("create")
+@click.argument("slug")
+@click.option("--currency", required=True, help="Operator (base) currency, ISO 4217.")
+@click.option("--wallet-url", required=True)
+@click.option("--wallet-secret", required=True, help="Secret we sign wallet calls with.")
+@click.option("--rate", "rates", multiple=True, help="CUR=RATE from the operator currency.")
+@click.option("--cashback-bps", type=click.IntRange(min=0), default=None)
+@click.option("--refunds/--no-refunds", default=True, show_default=True)
+@click.option("--cashback/--no-cashback", default=True, show_default=True)
+@_json_errors
+def create_operator(
+    slug: str,
+    currency: str,
+    wallet_url: str,
+    wallet_secret: str,
+    rates: tuple[str, ...],
+    cashback_bps: int | None,
+    refunds: bool,
+    cashback: bool,
+) -> None:
+    """Create an operator and print its first API key."""
+    uow_factory, clock = _deps()
+    operator, key = onboarding.create_operator(
+        uow_factory,
+        clock,
+        slug=slug,
+        currency=currency.upper(),
+        wallet_url=wallet_url,
+        wallet_secret=wallet_secret,
+        rates=_rates(rates),
+        cashback_bps=cashback_bps,
+        refunds_enabled=refunds,
+        cashback_enabled=cashback,
+    )
+    _emit(
+        {
+            "slug": operator.slug,
+            "currency": operator.currency,
+            "keyId": key.key_id,
+            "secret": key.secret,
+        }
+    )
+
+
+@operators_cli.command("update")
+@click.argument("slug")
+@click.option("--rate", "rates", multiple=True, help="CUR=RATE from the operator currency.")
+@click.option("--refunds/--no-refunds", default=None)
+@click.option("--cashback/--no-cashback", default=None)
+@click.option("--cashback-bps", type=click.IntRange(min=0), default=None)
+@_json_errors
+def update_operator(
+    slug: str,
+    rates: tuple[str, ...],
+    refunds: bool | None,
+    cashback: bool | None,
+    cashback_bps: int | None,
+) -> None:
+    """Change rates and policies; prints the operator as it now is."""
+    uow_factory, clock = _deps()
+    operator = onboarding.update_operator(
+        uow_factory,
+        clock,
+        slug,
+        rates=_rates(rates),
+        refunds_enabled=refunds,
+        cashback_enabled=cashback,
+        cashback_bps=cashback_bps,
+    )
+    _emit(
+        {
+            "slug": operator.slug,
+            "currency": operator.currency,
+            "refunds": operator.refunds_enabled,
+            "cashback": operator.cashback_enabled,
+            "cashbackBps": operator.cashback_bps,
+            "rates": {code: format(rate, "f") for code, rate in sorted(operator.rates.items())},
+        }
+    )
+
+
+@keys_cli.command("create")
+@click.argument("slug")
+@_json_errors
+def create_key(slug: str) -> None:
+    """Add an API key (rotation: add, deploy, then revoke the old one)."""
+    uow_factory, clock = _deps()
+    key = onboarding.create_api_key(uow_factory, clock, slug)
+    _emit({"keyId": key.key_id, "secret": key.secret})
+
+
+@keys_cli.command("revoke")
+@click.argument("key_id")
+@_json_errors
+def revoke_key(key_id: str) -> None:
+    """Revoke an API key."""
+    uow_factory, clock = _deps()
+    onboarding.revoke_api_key(uow_factory, clock, key_id)
+    _emit({"keyId": key_id, "revoked": True})
+
+
+@catalog_cli.command("import")
+@click.argument("slug")
+@click.argument("file", type=click.File("rb"))
+@_json_errors
+def import_catalog(slug: str, file: Any) -> None:
+    """Import boxes from a JSON file; a changed box gets a new version."""
+    try:
+        # Decimal, not float: odds must sum to exactly 1.
+        document = json.loads(file.read(), parse_float=Decimal)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}") from None
+    uow_factory, clock = _deps()
+    published = catalog.import_catalog(uow_factory, clock, slug, document)
+    _emit(
+        {
+            "boxes": [
+                {"slug": box.slug, "boxId": box.box_id, "boxVersionId": box.box_version_id}
+                for box in published
+            ]
+        }
+    )
+
+
+@db_cli.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply Alembic migrations to DATABASE_URL."""
+    settings = current_app.extensions["lootbox"].settings
+    upgrade_database(settings.database_url, revision)
+    _emit({"database": "upgraded", "revision": revision})
+
+
+def init_app(app: Flask) -> None:
+    for group in (operators_cli, catalog_cli, db_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,32 @@
+"""The wired objects one app instance uses; built by ``app.create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Engine
+
+from config.settings import Settings
+from lootbox.api.auth import Authenticator
+from lootbox.idempotency.guard import IdempotencyGuard
+from lootbox.ports import UnitOfWork
+from lootbox.services.context import ServiceContext
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    uow_factory: Callable[[], UnitOfWork]
+    services: ServiceContext
+    guard: IdempotencyGuard
+    authenticator: Authenticator
+    redis: Any
+
+
+def container() -> Container:
+    found: Container = current_app.extensions["lootbox"]
+    return found

@@ -1,0 +1,153 @@
+"""Plain snapshots of what the service stores, as the use cases see them.
+
+Repositories return these and change state only through explicit conditional updates,
+so no use case can mutate a row behind the database's back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
+
+
+@dataclass(frozen=True)
+class WalletSettings:
+    url: str
+    secret: str
+    connect_timeout_seconds: float | None = None  # None: the service default
+    read_timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Operator:
+    id: int
+    slug: str
+    currency: str
+    wallet: WalletSettings
+    refunds_enabled: bool
+    cashback_enabled: bool
+    cashback_bps: int | None
+    rates: dict[str, Decimal] = field(default_factory=dict)  # wallet currency -> rate
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    operator_id: int
+    secret: str
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class Prize:
+    id: int
+    name: str
+    value_minor: int
+    odds: Decimal
+    cashback_bps: int | None
+
+
+@dataclass(frozen=True)
+class BoxVersion:
+    id: int
+    box_id: int
+    box_slug: str
+    name: str
+    version: int
+    price_minor: int
+    refundable: bool
+    cashback_enabled: bool
+    cashback_bps: int | None
+    active: bool
+    prizes: tuple[Prize, ...]
+
+
+@dataclass(frozen=True)
+class Reel:
+    reel_index: int
+    box_version_id: int
+    price_minor: int  # operator currency
+    prize_id: int | None
+
+
+@dataclass(frozen=True)
+class Round:
+    id: int
+    public_id: str
+    operator_id: int
+    player_external_id: str
+    mode: PurchaseMode
+    status: RoundStatus
+    client_action_id: str
+    currency: str  # the player's wallet currency the round was bought in
+    bet_minor: int  # in ``currency``
+    operator_amount_minor: int  # the same price in the operator currency
+    rate: Decimal  # operator currency -> ``currency`` (1 when equal)
+    open_idempotency_key: str | None
+    reels: tuple[Reel, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class InventoryItem:
+    id: int
+    operator_id: int
+    player_external_id: str
+    round_id: int
+    reel_index: int
+    prize_id: int
+    box_version_id: int
+    name: str
+    value_minor: int  # operator currency
+    state: ItemState
+    created_at: datetime
+
+
+class MovementKind(StrEnum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+class MovementReason(StrEnum):
+    OPEN = "open"
+    PREPAY = "prepay"
+    CASHBACK = "cashback"
+    REFUND = "refund"
+
+
+class MovementStatus(StrEnum):
+    PENDING = "pending"  # recorded; the wallet call may or may not have been applied
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class MoneyMovement:
+    """One ledger row: one wallet operation, identified by its idempotency key."""
+
+    id: int
+    operator_id: int
+    idempotency_key: str
+    kind: MovementKind
+    reason: MovementReason
+    status: MovementStatus
+    player_external_id: str
+    amount_minor: int
+    currency: str
+    operator_amount_minor: int
+    operator_currency: str
+    rate: Decimal
+    round_id: int | None
+    round_public_id: str | None
+    inventory_item_id: int | None
+    lease_token: int
+    lease_expires_at: datetime | None
+    balance_after_minor: int | None
+    provider_txn_ref: str | None
+    refusal_code: str | None
+    attempts: int
+    created_at: datetime

@@ -1,0 +1,214 @@
+"""Request-level idempotency: the Redis fast path in front, the database behind it.
+
+For each ``(operator, idempotencyKey)``:
+
+1. Redis ``SET NX`` with a lease decides, cheaply, who runs a request and serves completed
+   answers without touching the database.
+2. The database record (a unique row) is the guarantee: it is claimed too, so a flushed,
+   evicted or unreachable Redis never lets a duplicate through, and it replays completed
+   answers Redis has lost.
+3. Only 2xx answers are stored as final. Everything else (business rejections, wallet
+   refusals, unknown outcomes) is released so that a retry re-evaluates.
+
+The use cases are themselves idempotent by key (they rebuild an earlier success from the
+ledger), so a worker dying between the business commit and storing the answer costs a
+re-evaluation, never a second money movement.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from lootbox.domain.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from lootbox.ports import (
+    Clock,
+    DurableClaim,
+    IdempotencyRecord,
+    IdempotencyStore,
+    StoreUnavailable,
+    UnitOfWork,
+)
+
+log = logging.getLogger("lootbox.idempotency")
+
+Outcome = Literal["fresh", "replay"]
+
+
+@dataclass(frozen=True)
+class GuardedResponse:
+    status: int
+    body: bytes
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Request:
+    operator_id: int
+    operator_slug: str
+    key: str
+    endpoint: str
+    fingerprint: str
+    request_id: str
+
+
+class IdempotencyGuard:
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Clock,
+        *,
+        wait_seconds: float,
+        lease_seconds: float,
+        ttl_seconds: int,
+        poll_seconds: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.store = store
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.wait_seconds = wait_seconds
+        self.lease_seconds = lease_seconds
+        self.ttl_seconds = ttl_seconds
+        self.poll_seconds = poll_seconds
+        self.sleep = sleep
+        self.monotonic = monotonic
+
+    def run(self, req: Request, execute: Callable[[], tuple[int, bytes]]) -> GuardedResponse:
+        """Run ``execute`` at most once at a time per key, replay a completed success, and
+        refuse a key reused for a different request.
+
+        Raises ``IdempotencyKeyReused`` or ``IdempotencyKeyInUse``; exceptions from
+        ``execute`` propagate after the key is released.
+        """
+        deadline = self.monotonic() + self.wait_seconds
+        while True:
+            seen = self._claim_fast(req)
+            if seen is not None:
+                self._check_fingerprint(req, seen)
+                if seen.state == "completed":
+                    return _replay(seen)
+            else:
+                claim = self._claim_durable(req)
+                if claim.outcome == "claimed":
+                    return self._execute(req, claim.lease_token, execute)
+                self._release_fast(req)
+                assert claim.record is not None or claim.outcome == "in_progress"
+                if claim.record is not None:
+                    self._check_fingerprint(req, claim.record)
+                    if claim.outcome == "completed":
+                        self._backfill_fast(req, claim.record)
+                        return _replay(claim.record)
+            # Someone else is running this key: wait briefly for their answer.
+            if self.monotonic() >= deadline:
+                raise IdempotencyKeyInUse(retry_after_seconds=1)
+            self.sleep(self.poll_seconds)
+
+    # --- steps -----------------------------------------------------------------------
+
+    def _claim_fast(self, req: Request) -> IdempotencyRecord | None:
+        """``None`` means go on to the database: we own the Redis key, or Redis is down."""
+        record = IdempotencyRecord(
+            state="in_progress",
+            endpoint=req.endpoint,
+            fingerprint=req.fingerprint,
+            request_id=req.request_id,
+            created_at=self.clock.now().isoformat(),
+        )
+        try:
+            return self.store.claim(req.operator_slug, req.key, record, self.lease_seconds)
+        except StoreUnavailable:
+            log.warning("redis unavailable, idempotency falls back to the database")
+            return None
+
+    def _claim_durable(self, req: Request) -> DurableClaim:
+        with self.uow_factory() as uow:
+            now = self.clock.now()
+            claim: DurableClaim = uow.idempotency.claim(
+                operator_id=req.operator_id,
+                key=req.key,
+                endpoint=req.endpoint,
+                fingerprint=req.fingerprint,
+                request_id=req.request_id,
+                now=now,
+                lease_until=now + timedelta(seconds=self.lease_seconds),
+            )
+            uow.commit()
+            return claim
+
+    def _execute(
+        self, req: Request, lease_token: int, execute: Callable[[], tuple[int, bytes]]
+    ) -> GuardedResponse:
+        try:
+            status, body = execute()
+        except BaseException:
+            self._release(req, lease_token)
+            raise
+        if 200 <= status < 300:
+            self._complete(req, lease_token, status, body)
+        else:
+            self._release(req, lease_token)
+        return GuardedResponse(status, body, "fresh")
+
+    def _complete(self, req: Request, lease_token: int, status: int, body: bytes) -> None:
+        text = body.decode("utf-8")
+        with self.uow_factory() as uow:
+            now = self.clock.now()
+            uow.idempotency.complete(
+                operator_id=req.operator_id,
+                key=req.key,
+                lease_token=lease_token,
+                status=status,
+                body=text,
+                now=now,
+                expires_at=now + timedelta(seconds=self.ttl_seconds),
+            )
+            uow.commit()
+        self._backfill_fast(
+            req,
+            IdempotencyRecord(
+                state="completed",
+                endpoint=req.endpoint,
+                fingerprint=req.fingerprint,
+                request_id=req.request_id,
+                created_at=self.clock.now().isoformat(),
+                status=status,
+                body=text,
+            ),
+        )
+
+    def _release(self, req: Request, lease_token: int) -> None:
+        try:
+            with self.uow_factory() as uow:
+                uow.idempotency.release(
+                    operator_id=req.operator_id, key=req.key, lease_token=lease_token
+                )
+                uow.commit()
+        except Exception:  # the lease expires by itself; never mask the real error
+            log.exception("could not release idempotency record %s", req.key)
+        self._release_fast(req)
+
+    def _release_fast(self, req: Request) -> None:
+        with suppress(StoreUnavailable):  # the Redis lease expires by itself
+            self.store.release(req.operator_slug, req.key, req.request_id)
+
+    def _backfill_fast(self, req: Request, record: IdempotencyRecord) -> None:
+        with suppress(StoreUnavailable):  # the database keeps the answer
+            self.store.complete(req.operator_slug, req.key, record, self.ttl_seconds)
+
+    @staticmethod
+    def _check_fingerprint(req: Request, seen: IdempotencyRecord) -> None:
+        if seen.fingerprint != req.fingerprint:
+            raise IdempotencyKeyReused()
+
+
+def _replay(record: IdempotencyRecord) -> GuardedResponse:
+    assert record.status is not None and record.body is not None
+    return GuardedResponse(record.status, record.body.encode("utf-8"), "replay")

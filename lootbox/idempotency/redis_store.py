@@ -1,0 +1,243 @@
+"""The Redis fast path of the idempotency layer (contract section 7).
+
+Redis is an accelerator, never the guarantee: any record here may vanish (flush,
+eviction, failover, restart) and every Redis failure surfaces as ``StoreUnavailable`` so
+callers fall back to the database, which enforces the invariants on its own.
+
+One key per ``(operator, idempotencyKey)``: ``lootbox:idem:<operatorSlug>:<key>``, holding a
+JSON object an on-call engineer can read with ``redis-cli GET``::
+
+    {"state":"completed","endpoint":"POST /v1/rounds","fingerprint":"sha256:...",
+     "requestId":"...","createdAt":"2024-05-01T12:00:00Z","status":201,"body":"{...}"}
+
+Claim and release are single Lua scripts: one round trip each, and atomic, so a claim can
+never see a key vanish between its SET and its GET, and a release never deletes a record
+that another request has claimed in between.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from lootbox.ports import IdempotencyRecord, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "lootbox:idem"
+
+_STATES = ("in_progress", "completed")
+_CORE_FIELDS = frozenset(
+    ("state", "endpoint", "fingerprint", "requestId", "createdAt", "status", "body")
+)
+
+# Shared by both scripts: the same notion of "a readable record" as ``_decode`` below.
+_LUA_VALID = """
+local function valid(raw)
+  local ok, rec = pcall(cjson.decode, raw)
+  if not ok or type(rec) ~= 'table' then return nil end
+  if rec.state ~= 'in_progress' and rec.state ~= 'completed' then return nil end
+  for _, f in ipairs({'endpoint', 'fingerprint', 'requestId', 'createdAt'}) do
+    if type(rec[f]) ~= 'string' then return nil end
+  end
+  return rec
+end
+"""
+
+# KEYS[1] = record key; ARGV[1] = in-progress record; ARGV[2] = lease in ms.
+# Returns nil when the caller now owns the key, else the existing record's raw value.
+# A value that is not a readable record counts as absent (as in ``get``) and is replaced.
+_CLAIM_LUA = (
+    _LUA_VALID
+    + """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return false
+end
+local current = redis.call('GET', KEYS[1])
+if current and valid(current) then
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+)
+
+# KEYS[1] = record key; ARGV[1] = request id. Deletes only an in-progress record that this
+# request id still owns; returns the number of keys deleted.
+_RELEASE_LUA = (
+    _LUA_VALID
+    + """
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return 0
+end
+local rec = valid(current)
+if rec and rec.state == 'in_progress' and rec.requestId == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+)
+
+
+class RedisIdempotencyStore:
+    """``IdempotencyStore`` on Redis (or fakeredis). Thread-safe: it holds no state but
+    the client, whose connection pool reconnects by itself after Redis comes back."""
+
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._claim_script = client.register_script(_CLAIM_LUA)
+        self._release_script = client.register_script(_RELEASE_LUA)
+
+    def redis_key(self, scope: str, key: str) -> str:
+        """The Redis key for ``(scope, key)``; scope is the operator slug."""
+        return f"{self._prefix}:{scope}:{key}"
+
+    def claim(
+        self, scope: str, key: str, record: IdempotencyRecord, lease_seconds: float
+    ) -> IdempotencyRecord | None:
+        name = self.redis_key(scope, key)
+        lease_ms = max(1, round(lease_seconds * 1000))
+        try:
+            raw = self._claim_script(keys=[name], args=[_encode(record), lease_ms])
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis claim of {name!r} failed: {exc}") from exc
+        if raw is None:
+            return None
+        existing = _decode(name, raw)
+        if existing is None:
+            # The script judged it readable and Python does not: do not guess who owns
+            # the key; let the database decide.
+            raise StoreUnavailable(f"unreadable idempotency record at {name!r}")
+        if existing.state == "in_progress" and existing.request_id == record.request_id:
+            # Our own claim, applied by an attempt whose reply was lost (the client retries
+            # once after a dropped connection).
+            return None
+        return existing
+
+    def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        name = self.redis_key(scope, key)
+        try:
+            raw = self._client.get(name)
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis get of {name!r} failed: {exc}") from exc
+        if raw is None:
+            return None
+        return _decode(name, raw)
+
+    def complete(self, scope: str, key: str, record: IdempotencyRecord, ttl_seconds: int) -> None:
+        if record.state != "completed":
+            raise ValueError(f"complete() needs a completed record, got state {record.state!r}")
+        name = self.redis_key(scope, key)
+        try:
+            self._client.set(name, _encode(record), ex=max(1, int(ttl_seconds)))
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis complete of {name!r} failed: {exc}") from exc
+
+    def release(self, scope: str, key: str, request_id: str) -> None:
+        name = self.redis_key(scope, key)
+        try:
+            self._release_script(keys=[name], args=[request_id])
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis release of {name!r} failed: {exc}") from exc
+
+
+def _encode(record: IdempotencyRecord) -> bytes:
+    doc: dict[str, Any] = {
+        "state": record.state,
+        "endpoint": record.endpoint,
+        "fingerprint": record.fingerprint,
+        "requestId": record.request_id,
+        "createdAt": record.created_at,
+        "status": record.status,
+        "body": record.body,
+    }
+    for name, value in record.extra.items():
+        doc.setdefault(name, value)  # the core fields always win
+    # ASCII-only JSON: any str (even a lone surrogate in a body) round-trips exactly.
+    return json.dumps(doc, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _decode(name: str, raw: bytes | str) -> IdempotencyRecord | None:
+    """The record in ``raw``, or ``None`` (logged) when it is not one: a fast path that
+    cannot be read is treated as absent, never as an answer."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:  # includes UnicodeDecodeError
+        log.warning("idempotency record at %r is not valid JSON; treating it as absent", name)
+        return None
+    if not isinstance(doc, dict):
+        log.warning("idempotency record at %r is not a JSON object; treating it as absent", name)
+        return None
+    state = doc.get("state")
+    texts = [doc.get(f) for f in ("endpoint", "fingerprint", "requestId", "createdAt")]
+    status = doc.get("status")
+    body = doc.get("body")
+    if (
+        state not in _STATES
+        or not all(isinstance(t, str) for t in texts)
+        or not (status is None or (isinstance(status, int) and not isinstance(status, bool)))
+        or not (body is None or isinstance(body, str))
+    ):
+        log.warning("idempotency record at %r is malformed; treating it as absent", name)
+        return None
+    return IdempotencyRecord(
+        state=state,
+        endpoint=doc["endpoint"],
+        fingerprint=doc["fingerprint"],
+        request_id=doc["requestId"],
+        created_at=doc["createdAt"],
+        status=status,
+        body=body,
+        extra={k: v for k, v in doc.items() if k not in _CORE_FIELDS},
+    )
+
+
+def make_redis_client(
+    url: str | None, *, socket_timeout: float = 0.5, connect_timeout: float = 0.5
+) -> tuple[redis.Redis, bool]:
+    """A Redis client for ``url``, or an in-process fakeredis stand-in when there is none.
+
+    Returns ``(client, is_stand_in)``; the stand-in is single-process only (each gunicorn
+    worker would have its own), so the app should say so in its log.
+
+    Responses are bytes (``decode_responses=False``): a value that is not UTF-8 then
+    reaches ``_decode`` and is treated as absent instead of raising inside the client.
+    """
+    if url:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            health_check_interval=30,
+            # redis-py's default is 10 retries with backoff, timeouts included: seconds
+            # per call while Redis is down. A fast path must give up quickly and let the
+            # database answer, so: one immediate retry, on a connection dropped mid-command
+            # only (claim recognises its own record if the first attempt did land), and
+            # none on timeouts. This replaces ``retry_on_timeout=False``, deprecated since
+            # redis-py 6. Idle sockets that died with a restarted server are already
+            # replaced by the pool before use; nothing here holds a connection itself.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            decode_responses=False,
+        )
+        return client, False
+
+    import fakeredis  # only the stand-in needs it
+
+    stand_in = fakeredis.FakeRedis()
+    try:
+        stand_in.eval("return 1", 0)
+    except RedisError as exc:
+        # Without Lua every claim would fail and the fast path would silently be off.
+        raise RuntimeError(
+            "the in-process Redis stand-in needs Lua: install lupa (fakeredis[lua])"
+        ) from exc
+    return stand_in, True

@@ -1,0 +1,110 @@
+"""Engine construction and the SQLAlchemy unit of work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from lootbox.domain.errors import ServiceUnavailable
+from lootbox.persistence.idempotency_records import IdempotencyRecordRepository
+from lootbox.persistence.repositories import (
+    CatalogRepository,
+    InventoryRepository,
+    LedgerRepository,
+    OperatorRepository,
+    RoundRepository,
+)
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the PaaS ``postgres://`` form and pick the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+    url = normalize_database_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 15}
+        )
+        _serialize_sqlite_writers(engine)
+        return engine
+    return create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        # A connection PostgreSQL dropped while idle is replaced on checkout, not used.
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _serialize_sqlite_writers(engine: Engine) -> None:
+    """SQLite (the embedded development default) upgrades a read lock to a write lock
+    lazily and then fails with "database is locked". ``BEGIN IMMEDIATE`` takes the write
+    lock up front, so concurrent requests queue on ``busy_timeout`` instead."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let us emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlAlchemyUnitOfWork:
+    """One transaction. Leaving ``with`` without ``commit()`` rolls back.
+
+    Database failures (a dropped connection, a serialization failure, a lock timeout) leave
+    as ``ServiceUnavailable``: the transaction rolled back, nothing is half-written, and the
+    caller may retry.
+    """
+
+    session: Session
+
+    def __init__(self, session_factory: sessionmaker[Session]):
+        self.session_factory = session_factory
+
+    def __enter__(self) -> SqlAlchemyUnitOfWork:
+        self.session = self.session_factory()
+        self.operators = OperatorRepository(self.session)
+        self.catalog = CatalogRepository(self.session)
+        self.rounds = RoundRepository(self.session)
+        self.items = InventoryRepository(self.session)
+        self.ledger = LedgerRepository(self.session)
+        self.idempotency = IdempotencyRecordRepository(self.session)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.session.rollback()
+        except DBAPIError:
+            pass  # the connection is already gone; nothing was committed
+        finally:
+            self.session.close()
+        if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
+            raise ServiceUnavailable("database unavailable, nothing was changed") from exc
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)

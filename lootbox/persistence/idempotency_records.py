@@ -1,0 +1,141 @@
+"""The durable idempotency records: the guarantee behind the Redis fast path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CursorResult, delete, select, update
+
+from lootbox.persistence.models import IdempotencyRecordRow
+from lootbox.persistence.repositories import _Repository
+from lootbox.ports import DurableClaim, IdempotencyRecord
+
+
+class IdempotencyRecordRepository(_Repository):
+    def claim(
+        self,
+        *,
+        operator_id: int,
+        key: str,
+        endpoint: str,
+        fingerprint: str,
+        request_id: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> DurableClaim:
+        """Insert the in-progress record, or say what already holds the key.
+
+        ``ON CONFLICT DO NOTHING`` makes the insert the lock: of two racing callers exactly
+        one gets the row. An in-progress record whose lease expired (its worker died) is
+        taken over with a new fencing token.
+        """
+        inserted = self.session.execute(
+            self._insert(IdempotencyRecordRow)
+            .values(
+                operator_id=operator_id,
+                idempotency_key=key,
+                endpoint=endpoint,
+                fingerprint=fingerprint,
+                state="in_progress",
+                request_id=request_id,
+                lease_token=1,
+                lease_expires_at=lease_until,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(IdempotencyRecordRow.id)
+        ).scalar()
+        if inserted is not None:
+            return DurableClaim("claimed", lease_token=1)
+
+        row = self.session.scalar(self._select(operator_id, key))
+        if row is None:  # deleted between our insert and read: let the caller retry
+            return DurableClaim("in_progress")
+        record = _record(row)
+        if row.fingerprint != fingerprint:
+            return DurableClaim("mismatch", record)
+        if row.state == "completed":
+            return DurableClaim("completed", record)
+        if row.lease_expires_at > now:
+            return DurableClaim("in_progress", record)
+        taken = self.session.execute(
+            update(IdempotencyRecordRow)
+            .where(
+                IdempotencyRecordRow.id == row.id,
+                IdempotencyRecordRow.state == "in_progress",
+                IdempotencyRecordRow.lease_token == row.lease_token,
+            )
+            .values(
+                lease_token=row.lease_token + 1,
+                lease_expires_at=lease_until,
+                request_id=request_id,
+            )
+        )
+        assert isinstance(taken, CursorResult)
+        if taken.rowcount == 1:
+            return DurableClaim("claimed", lease_token=row.lease_token + 1)
+        return DurableClaim("in_progress", record)
+
+    def get(self, operator_id: int, key: str) -> IdempotencyRecord | None:
+        row = self.session.scalar(self._select(operator_id, key))
+        return _record(row) if row else None
+
+    def complete(
+        self,
+        *,
+        operator_id: int,
+        key: str,
+        lease_token: int,
+        status: int,
+        body: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> bool:
+        result = self.session.execute(
+            update(IdempotencyRecordRow)
+            .where(
+                IdempotencyRecordRow.operator_id == operator_id,
+                IdempotencyRecordRow.idempotency_key == key,
+                IdempotencyRecordRow.state == "in_progress",
+                IdempotencyRecordRow.lease_token == lease_token,
+            )
+            .values(
+                state="completed",
+                status_code=status,
+                response_body=body,
+                completed_at=now,
+                expires_at=expires_at,
+            )
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+    def release(self, *, operator_id: int, key: str, lease_token: int) -> None:
+        """Forget a non-final attempt so that a retry re-evaluates from scratch."""
+        self.session.execute(
+            delete(IdempotencyRecordRow).where(
+                IdempotencyRecordRow.operator_id == operator_id,
+                IdempotencyRecordRow.idempotency_key == key,
+                IdempotencyRecordRow.state == "in_progress",
+                IdempotencyRecordRow.lease_token == lease_token,
+            )
+        )
+
+    @staticmethod
+    def _select(operator_id: int, key: str):  # type: ignore[no-untyped-def]
+        return select(IdempotencyRecordRow).where(
+            IdempotencyRecordRow.operator_id == operator_id,
+            IdempotencyRecordRow.idempotency_key == key,
+        )
+
+
+def _record(row: IdempotencyRecordRow) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        state="completed" if row.state == "completed" else "in_progress",
+        endpoint=row.endpoint,
+        fingerprint=row.fingerprint,
+        request_id=row.request_id,
+        created_at=row.created_at.isoformat(),
+        status=row.status_code,
+        body=row.response_body,
+    )

@@ -1,0 +1,730 @@
+"""Repositories: rows in, domain snapshots out; every state change is a conditional
+UPDATE whose row count says whether this caller made the transition."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from lootbox.domain.records import (
+    ApiKey,
+    BoxVersion,
+    InventoryItem,
+    MoneyMovement,
+    MovementKind,
+    MovementReason,
+    MovementStatus,
+    Operator,
+    Prize,
+    Reel,
+    Round,
+    WalletSettings,
+)
+from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
+from lootbox.persistence.models import (
+    ApiKeyRow,
+    BoxRow,
+    BoxVersionRow,
+    IdempotencyRecordRow,
+    InventoryItemRow,
+    MoneyMovementRow,
+    OperatorRateRow,
+    OperatorRow,
+    PrizeRow,
+    ReelRow,
+    RoundRow,
+)
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+class _Repository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def _insert(self, table: Any) -> Any:
+        """A dialect ``INSERT`` that supports ``ON CONFLICT DO NOTHING`` (both do)."""
+        dialect = self.session.get_bind().dialect.name
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+# --- operators and keys ------------------------------------------------------------------
+
+
+class OperatorRepository(_Repository):
+    def get(self, operator_id: int) -> Operator | None:
+        row = self.session.get(OperatorRow, operator_id)
+        return self._to_domain(row) if row else None
+
+    def get_by_slug(self, slug: str) -> Operator | None:
+        row = self.session.scalar(select(OperatorRow).where(OperatorRow.slug == slug))
+        return self._to_domain(row) if row else None
+
+    def add(
+        self,
+        *,
+        slug: str,
+        currency: str,
+        wallet_url: str,
+        wallet_secret: str,
+        refunds_enabled: bool,
+        cashback_enabled: bool,
+        cashback_bps: int | None,
+        now: datetime,
+    ) -> Operator | None:
+        """Create the operator; ``None`` if the slug is taken (by a racing call too)."""
+        inserted = self.session.execute(
+            self._insert(OperatorRow)
+            .values(
+                slug=slug,
+                currency=currency,
+                wallet_url=wallet_url,
+                wallet_secret=wallet_secret,
+                refunds_enabled=refunds_enabled,
+                cashback_enabled=cashback_enabled,
+                cashback_bps=cashback_bps,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(OperatorRow.id)
+        ).scalar()
+        return self.get(inserted) if inserted is not None else None
+
+    def update_policies(self, operator_id: int, **changes: Any) -> None:
+        allowed = {"refunds_enabled", "cashback_enabled", "cashback_bps", "wallet_url"}
+        allowed |= {"wallet_secret", "wallet_connect_timeout_ms", "wallet_read_timeout_ms"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"not an operator policy: {sorted(unknown)}")
+        if changes:
+            self.session.execute(
+                update(OperatorRow).where(OperatorRow.id == operator_id).values(**changes)
+            )
+
+    def set_rate(self, operator_id: int, currency: str, rate: Decimal, now: datetime) -> None:
+        stmt = self._insert(OperatorRateRow).values(
+            operator_id=operator_id, currency=currency, rate=str(rate), updated_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["operator_id", "currency"],
+            set_={"rate": stmt.excluded.rate, "updated_at": stmt.excluded.updated_at},
+        )
+        self.session.execute(stmt)
+
+    def _to_domain(self, row: OperatorRow) -> Operator:
+        rates = self.session.execute(
+            select(OperatorRateRow.currency, OperatorRateRow.rate).where(
+                OperatorRateRow.operator_id == row.id
+            )
+        ).all()
+
+        def seconds(ms: int | None) -> float | None:
+            return None if ms is None else ms / 1000
+
+        return Operator(
+            id=row.id,
+            slug=row.slug,
+            currency=row.currency,
+            wallet=WalletSettings(
+                url=row.wallet_url,
+                secret=row.wallet_secret,
+                connect_timeout_seconds=seconds(row.wallet_connect_timeout_ms),
+                read_timeout_seconds=seconds(row.wallet_read_timeout_ms),
+            ),
+            refunds_enabled=row.refunds_enabled,
+            cashback_enabled=row.cashback_enabled,
+            cashback_bps=row.cashback_bps,
+            rates={currency: Decimal(rate) for currency, rate in rates},
+        )
+
+    # keys
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        row = self.session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
+        if row is None:
+            return None
+        return ApiKey(
+            key_id=row.key_id,
+            operator_id=row.operator_id,
+            secret=row.secret,
+            revoked=row.revoked_at is not None,
+        )
+
+    def add_api_key(self, operator_id: int, key_id: str, secret: str, now: datetime) -> None:
+        self.session.add(
+            ApiKeyRow(key_id=key_id, operator_id=operator_id, secret=secret, created_at=now)
+        )
+        self.session.flush()
+
+    def revoke_api_key(self, key_id: str, now: datetime) -> bool:
+        result = self.session.execute(
+            update(ApiKeyRow)
+            .where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        return _rowcount(result) == 1
+
+
+# --- catalog ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrizeSpec:
+    name: str
+    value_minor: int
+    odds: Decimal
+    cashback_bps: int | None
+
+
+@dataclass(frozen=True)
+class BoxSpec:
+    slug: str
+    name: str
+    price_minor: int
+    refundable: bool
+    cashback_enabled: bool
+    cashback_bps: int | None
+    prizes: tuple[PrizeSpec, ...]
+
+
+class CatalogRepository(_Repository):
+    def get_box_version(self, operator_id: int, box_version_id: int) -> BoxVersion | None:
+        row = self.session.execute(
+            select(BoxVersionRow, BoxRow)
+            .join(BoxRow, BoxRow.id == BoxVersionRow.box_id)
+            .where(BoxVersionRow.id == box_version_id, BoxRow.operator_id == operator_id)
+        ).first()
+        if row is None:
+            return None
+        version, box = row
+        prizes = self.session.scalars(
+            select(PrizeRow)
+            .where(PrizeRow.box_version_id == version.id)
+            .order_by(PrizeRow.position)
+        ).all()
+        return BoxVersion(
+            id=version.id,
+            box_id=box.id,
+            box_slug=box.slug,
+            name=version.name,
+            version=version.version,
+            price_minor=version.price_minor,
+            refundable=version.refundable,
+            cashback_enabled=version.cashback_enabled,
+            cashback_bps=version.cashback_bps,
+            active=version.status == "active",
+            prizes=tuple(
+                Prize(
+                    id=p.id,
+                    name=p.name,
+                    value_minor=p.value_minor,
+                    odds=Decimal(p.odds),
+                    cashback_bps=p.cashback_bps,
+                )
+                for p in prizes
+            ),
+        )
+
+    def get_prize(self, prize_id: int) -> Prize | None:
+        p = self.session.get(PrizeRow, prize_id)
+        if p is None:
+            return None
+        return Prize(
+            id=p.id,
+            name=p.name,
+            value_minor=p.value_minor,
+            odds=Decimal(p.odds),
+            cashback_bps=p.cashback_bps,
+        )
+
+    def publish(
+        self, operator_id: int, spec: BoxSpec, content_hash: str, now: datetime
+    ) -> tuple[int, int, bool]:
+        """Publish a box: reuse the active version if its content is unchanged, else add a
+        new version and supersede the old one. Returns ``(box_id, version_id, created)``."""
+        box = self.session.scalar(
+            select(BoxRow)
+            .where(BoxRow.operator_id == operator_id, BoxRow.slug == spec.slug)
+            .with_for_update()
+        )
+        if box is None:
+            box = BoxRow(operator_id=operator_id, slug=spec.slug, created_at=now)
+            self.session.add(box)
+            self.session.flush()
+        active = self.session.scalar(
+            select(BoxVersionRow).where(
+                BoxVersionRow.box_id == box.id, BoxVersionRow.status == "active"
+            )
+        )
+        if active is not None and active.content_hash == content_hash:
+            return box.id, active.id, False
+        latest = self.session.scalar(
+            select(func.max(BoxVersionRow.version)).where(BoxVersionRow.box_id == box.id)
+        )
+        if active is not None:
+            active.status = "superseded"
+            self.session.flush()
+        version = BoxVersionRow(
+            box_id=box.id,
+            version=(latest or 0) + 1,
+            name=spec.name,
+            price_minor=spec.price_minor,
+            refundable=spec.refundable,
+            cashback_enabled=spec.cashback_enabled,
+            cashback_bps=spec.cashback_bps,
+            content_hash=content_hash,
+            status="active",
+            created_at=now,
+        )
+        self.session.add(version)
+        self.session.flush()
+        self.session.add_all(
+            PrizeRow(
+                box_version_id=version.id,
+                position=position,
+                name=prize.name,
+                value_minor=prize.value_minor,
+                odds=str(prize.odds),
+                cashback_bps=prize.cashback_bps,
+            )
+            for position, prize in enumerate(spec.prizes)
+        )
+        self.session.flush()
+        return box.id, version.id, True
+
+
+# --- rounds and items ------------------------------------------------------------------------
+
+
+class RoundRepository(_Repository):
+    def get(self, round_id: int) -> Round | None:
+        row = self.session.get(RoundRow, round_id)
+        return self._to_domain(row) if row else None
+
+    def get_by_public_id(
+        self, operator_id: int, public_id: str, *, for_update: bool = False
+    ) -> Round | None:
+        stmt = select(RoundRow).where(
+            RoundRow.operator_id == operator_id, RoundRow.public_id == public_id
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self.session.scalar(stmt)
+        return self._to_domain(row) if row else None
+
+    def get_by_client_action(
+        self, operator_id: int, player_external_id: str, client_action_id: str
+    ) -> Round | None:
+        row = self.session.scalar(
+            select(RoundRow).where(
+                RoundRow.operator_id == operator_id,
+                RoundRow.player_external_id == player_external_id,
+                RoundRow.client_action_id == client_action_id,
+                RoundRow.status != str(RoundStatus.VOIDED),
+            )
+        )
+        return self._to_domain(row) if row else None
+
+    def add(
+        self,
+        *,
+        public_id: str,
+        operator_id: int,
+        player_external_id: str,
+        mode: PurchaseMode,
+        client_action_id: str,
+        currency: str,
+        bet_minor: int,
+        operator_amount_minor: int,
+        rate: Decimal,
+        reels: Sequence[Reel],
+        now: datetime,
+    ) -> Round | None:
+        """Insert a ``debit_pending`` round with its reels; ``None`` if the player's
+        ``clientActionId`` already has a round (a racing duplicate purchase)."""
+        round_id = self.session.execute(
+            self._insert(RoundRow)
+            .values(
+                public_id=public_id,
+                operator_id=operator_id,
+                player_external_id=player_external_id,
+                mode=str(mode),
+                status=str(RoundStatus.DEBIT_PENDING),
+                client_action_id=client_action_id,
+                currency=currency,
+                bet_minor=bet_minor,
+                operator_amount_minor=operator_amount_minor,
+                rate=str(rate),
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(RoundRow.id)
+        ).scalar()
+        if round_id is None:
+            return None
+        self.session.add_all(
+            ReelRow(
+                round_id=round_id,
+                reel_index=reel.reel_index,
+                box_version_id=reel.box_version_id,
+                price_minor=reel.price_minor,
+            )
+            for reel in reels
+        )
+        self.session.flush()
+        return self.get(round_id)
+
+    def transition(
+        self,
+        round_id: int,
+        from_status: RoundStatus,
+        to_status: RoundStatus,
+        now: datetime,
+        **values: Any,
+    ) -> bool:
+        result = self.session.execute(
+            update(RoundRow)
+            .where(RoundRow.id == round_id, RoundRow.status == str(from_status))
+            .values(status=str(to_status), updated_at=now, **values)
+        )
+        return _rowcount(result) == 1
+
+    def set_prize(self, round_id: int, reel_index: int, prize_id: int) -> None:
+        self.session.execute(
+            update(ReelRow)
+            .where(
+                ReelRow.round_id == round_id,
+                ReelRow.reel_index == reel_index,
+                ReelRow.prize_id.is_(None),
+            )
+            .values(prize_id=prize_id)
+        )
+
+    def _to_domain(self, row: RoundRow) -> Round:
+        reels = self.session.scalars(
+            select(ReelRow).where(ReelRow.round_id == row.id).order_by(ReelRow.reel_index)
+        ).all()
+        return Round(
+            id=row.id,
+            public_id=row.public_id,
+            operator_id=row.operator_id,
+            player_external_id=row.player_external_id,
+            mode=PurchaseMode(row.mode),
+            status=RoundStatus(row.status),
+            client_action_id=row.client_action_id,
+            currency=row.currency,
+            bet_minor=row.bet_minor,
+            operator_amount_minor=row.operator_amount_minor,
+            rate=Decimal(row.rate),
+            open_idempotency_key=row.open_idempotency_key,
+            reels=tuple(
+                Reel(
+                    reel_index=r.reel_index,
+                    box_version_id=r.box_version_id,
+                    price_minor=r.price_minor,
+                    prize_id=r.prize_id,
+                )
+                for r in reels
+            ),
+            created_at=row.created_at,
+        )
+
+
+class InventoryRepository(_Repository):
+    def get(
+        self, operator_id: int, item_id: int, *, for_update: bool = False
+    ) -> InventoryItem | None:
+        stmt = select(InventoryItemRow).where(
+            InventoryItemRow.id == item_id, InventoryItemRow.operator_id == operator_id
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self.session.scalar(stmt)
+        return _item(row) if row else None
+
+    def for_round(self, round_id: int) -> list[InventoryItem]:
+        rows = self.session.scalars(
+            select(InventoryItemRow)
+            .where(InventoryItemRow.round_id == round_id)
+            .order_by(InventoryItemRow.reel_index)
+        ).all()
+        return [_item(r) for r in rows]
+
+    def add_many(self, items: Iterable[dict[str, Any]], now: datetime) -> None:
+        self.session.add_all(
+            InventoryItemRow(
+                **item, state=str(ItemState.UNRESOLVED), created_at=now, updated_at=now
+            )
+            for item in items
+        )
+        self.session.flush()
+
+    def transition(
+        self, item_id: int, from_state: ItemState, to_state: ItemState, now: datetime
+    ) -> bool:
+        result = self.session.execute(
+            update(InventoryItemRow)
+            .where(InventoryItemRow.id == item_id, InventoryItemRow.state == str(from_state))
+            .values(state=str(to_state), updated_at=now)
+        )
+        return _rowcount(result) == 1
+
+
+def _item(row: InventoryItemRow) -> InventoryItem:
+    return InventoryItem(
+        id=row.id,
+        operator_id=row.operator_id,
+        player_external_id=row.player_external_id,
+        round_id=row.round_id,
+        reel_index=row.reel_index,
+        prize_id=row.prize_id,
+        box_version_id=row.box_version_id,
+        name=row.name,
+        value_minor=row.value_minor,
+        state=ItemState(row.state),
+        created_at=row.created_at,
+    )
+
+
+# --- the ledger ----------------------------------------------------------------------------------
+
+_LIVE = (str(MovementStatus.PENDING), str(MovementStatus.ACCEPTED))
+
+
+@dataclass(frozen=True)
+class NewMovement:
+    operator_id: int
+    idempotency_key: str
+    kind: MovementKind
+    reason: MovementReason
+    player_external_id: str
+    amount_minor: int
+    currency: str
+    operator_amount_minor: int
+    operator_currency: str
+    rate: Decimal
+    round_id: int | None = None
+    round_public_id: str | None = None
+    inventory_item_id: int | None = None
+
+
+class LedgerRepository(_Repository):
+    def get(self, movement_id: int) -> MoneyMovement | None:
+        row = self.session.get(MoneyMovementRow, movement_id, populate_existing=True)
+        return _movement(row) if row else None
+
+    def get_by_key(self, operator_id: int, key: str) -> MoneyMovement | None:
+        row = self.session.scalar(
+            select(MoneyMovementRow).where(
+                MoneyMovementRow.operator_id == operator_id,
+                MoneyMovementRow.idempotency_key == key,
+            )
+        )
+        return _movement(row) if row else None
+
+    def live_cashback(self, inventory_item_id: int) -> MoneyMovement | None:
+        return self._live(
+            MoneyMovementRow.reason == str(MovementReason.CASHBACK),
+            MoneyMovementRow.inventory_item_id == inventory_item_id,
+        )
+
+    def live_refund(self, round_id: int) -> MoneyMovement | None:
+        return self._live(
+            MoneyMovementRow.reason == str(MovementReason.REFUND),
+            MoneyMovementRow.round_id == round_id,
+        )
+
+    def debit_for_round(self, round_id: int) -> MoneyMovement | None:
+        row = self.session.scalar(
+            select(MoneyMovementRow).where(
+                MoneyMovementRow.kind == str(MovementKind.DEBIT),
+                MoneyMovementRow.round_id == round_id,
+            )
+        )
+        return _movement(row) if row else None
+
+    def _live(self, *criteria: Any) -> MoneyMovement | None:
+        row = self.session.scalar(
+            select(MoneyMovementRow).where(*criteria, MoneyMovementRow.status.in_(_LIVE))
+        )
+        return _movement(row) if row else None
+
+    def record(self, new: NewMovement, now: datetime) -> MoneyMovement | None:
+        """Write a pending movement; ``None`` if the key or the subject is already taken
+        (the unique indexes decide, so two racing callers cannot both write one)."""
+        movement_id = self.session.execute(
+            self._insert(MoneyMovementRow)
+            .values(
+                operator_id=new.operator_id,
+                idempotency_key=new.idempotency_key,
+                kind=str(new.kind),
+                reason=str(new.reason),
+                status=str(MovementStatus.PENDING),
+                player_external_id=new.player_external_id,
+                amount_minor=new.amount_minor,
+                currency=new.currency,
+                operator_amount_minor=new.operator_amount_minor,
+                operator_currency=new.operator_currency,
+                rate=str(new.rate),
+                round_id=new.round_id,
+                round_public_id=new.round_public_id,
+                inventory_item_id=new.inventory_item_id,
+                lease_token=0,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(MoneyMovementRow.id)
+        ).scalar()
+        return self.get(movement_id) if movement_id is not None else None
+
+    def rearm(self, movement_id: int, new: NewMovement, now: datetime) -> bool:
+        """Reuse a refused movement's key for a new attempt (the wallet does not consume a
+        refused key). Only a refused row can be re-armed, so nothing live is overwritten."""
+        result = self.session.execute(
+            update(MoneyMovementRow)
+            .where(
+                MoneyMovementRow.id == movement_id,
+                MoneyMovementRow.status == str(MovementStatus.REFUSED),
+            )
+            .values(
+                status=str(MovementStatus.PENDING),
+                amount_minor=new.amount_minor,
+                currency=new.currency,
+                operator_amount_minor=new.operator_amount_minor,
+                rate=str(new.rate),
+                refusal_code=None,
+                refusal_message=None,
+                completed_at=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        return _rowcount(result) == 1
+
+    def claim(self, movement_id: int, now: datetime, lease_until: datetime) -> int | None:
+        """Take the lease on a pending movement; returns the new fencing token, or ``None``
+        if another caller holds an unexpired lease (its wallet call is in flight)."""
+        result = self.session.execute(
+            update(MoneyMovementRow)
+            .where(
+                MoneyMovementRow.id == movement_id,
+                MoneyMovementRow.status == str(MovementStatus.PENDING),
+                (MoneyMovementRow.lease_expires_at.is_(None))
+                | (MoneyMovementRow.lease_expires_at <= now),
+            )
+            .values(
+                lease_token=MoneyMovementRow.lease_token + 1,
+                lease_expires_at=lease_until,
+                attempts=MoneyMovementRow.attempts + 1,
+                updated_at=now,
+            )
+        )
+        if _rowcount(result) != 1:
+            return None
+        return self.session.scalar(
+            select(MoneyMovementRow.lease_token).where(MoneyMovementRow.id == movement_id)
+        )
+
+    def mark_accepted(
+        self,
+        movement_id: int,
+        token: int,
+        balance_after_minor: int | None,
+        provider_txn_ref: str | None,
+        now: datetime,
+    ) -> bool:
+        return self._finish(
+            movement_id,
+            token,
+            now,
+            status=str(MovementStatus.ACCEPTED),
+            balance_after_minor=balance_after_minor,
+            provider_txn_ref=provider_txn_ref,
+            completed_at=now,
+            lease_expires_at=None,
+        )
+
+    def mark_refused(
+        self, movement_id: int, token: int, code: str, message: str, now: datetime
+    ) -> bool:
+        return self._finish(
+            movement_id,
+            token,
+            now,
+            status=str(MovementStatus.REFUSED),
+            refusal_code=code,
+            refusal_message=message[:500],
+            completed_at=now,
+            lease_expires_at=None,
+        )
+
+    def release(self, movement_id: int, token: int, error: str, now: datetime) -> bool:
+        """Outcome unknown: keep it pending but free the lease so the next attempt (or the
+        reconciler) re-drives it at once with the same key."""
+        return self._finish(movement_id, token, now, lease_expires_at=now, last_error=error[:500])
+
+    def _finish(self, movement_id: int, token: int, now: datetime, **values: Any) -> bool:
+        # The fencing token: a late finisher whose lease was taken over changes nothing.
+        result = self.session.execute(
+            update(MoneyMovementRow)
+            .where(
+                MoneyMovementRow.id == movement_id,
+                MoneyMovementRow.status == str(MovementStatus.PENDING),
+                MoneyMovementRow.lease_token == token,
+            )
+            .values(updated_at=now, **values)
+        )
+        return _rowcount(result) == 1
+
+
+def _movement(row: MoneyMovementRow) -> MoneyMovement:
+    return MoneyMovement(
+        id=row.id,
+        operator_id=row.operator_id,
+        idempotency_key=row.idempotency_key,
+        kind=MovementKind(row.kind),
+        reason=MovementReason(row.reason),
+        status=MovementStatus(row.status),
+        player_external_id=row.player_external_id,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        operator_amount_minor=row.operator_amount_minor,
+        operator_currency=row.operator_currency,
+        rate=Decimal(row.rate),
+        round_id=row.round_id,
+        round_public_id=row.round_public_id,
+        inventory_item_id=row.inventory_item_id,
+        lease_token=row.lease_token,
+        lease_expires_at=row.lease_expires_at,
+        balance_after_minor=row.balance_after_minor,
+        provider_txn_ref=row.provider_txn_ref,
+        refusal_code=row.refusal_code,
+        attempts=row.attempts,
+        created_at=row.created_at,
+    )
+
+
+__all__ = [
+    "BoxSpec",
+    "CatalogRepository",
+    "IdempotencyRecordRow",
+    "InventoryRepository",
+    "LedgerRepository",
+    "NewMovement",
+    "OperatorRepository",
+    "PrizeSpec",
+    "RoundRepository",
+]

@@ -1,0 +1,430 @@
+"""The reference wallet over HTTP: the operator side of the wallet RPC (contract section 6).
+
+This is the model implementation an operator can read before writing their own wallet, and
+the wallet our demos and tests talk to. The rules it keeps are the ones every wallet must
+keep; the bookkeeping itself lives in :mod:`lootbox.refwallet.ledger`.
+
+The RPC, ``POST {path}`` (default ``/wallet``)
+    Signed with the envelope of contract section 3 minus ``X-Key-Id``: ``X-Timestamp``
+    (Unix seconds) and ``X-Signature`` = lowercase hex HMAC-SHA256 over
+    ``lootbox.signing.canonical_string(timestamp, "POST", request.path, raw_body)``. The
+    signature is checked over the raw bytes *before* the body is parsed, against every
+    configured secret (one demo wallet may serve several operators, or one operator in the
+    middle of a secret rotation), and the timestamp must be within 300 s of our clock.
+
+    ===========================================  =====  ==============================
+    answer                                       HTTP   when
+    ===========================================  =====  ==============================
+    ``{"accepted": true, "balanceAfterMinor",    200    applied, or a replay of an
+    "providerTxnRef"}``                                 applied key with the same body
+    ``{"accepted": true, "balanceAfterMinor",    200    ``wallet.balance``
+    "currency"}``
+    ``INVALID_SIGNATURE``                        401    missing/bad signature, skew
+    ``BAD_REQUEST``                              400    body not of the contract's shape
+    ``IDEMPOTENCY_KEY_MISMATCH``                 400    header ``Idempotency-Key`` is
+                                                        not the body's idempotencyKey
+    ``PLAYER_BLOCKED``                           403    player blocked by an admin
+    ``DUPLICATE_TRANSACTION``                    409    key already used, other body
+    ``INSUFFICIENT_FUNDS``                       422    debit above the balance
+    ===========================================  =====  ==============================
+
+    Refusals are ``{"accepted": false, "code", "message"}``. A refused key is not
+    consumed; an applied key answers the same stored answer for ever (until reset).
+
+Administration, under ``/_admin`` (JSON in and out)
+    ``GET transactions``, ``GET|PUT balances``, ``POST players/<id>/block|unblock``,
+    ``GET players/blocked``, ``POST reset``, ``GET stats``, ``GET|POST|DELETE faults``.
+
+    ``stats`` counts ``calls`` (every POST to the RPC path), ``applied`` and ``replayed``
+    money calls, ``refused`` answers (at the door or by the rules or a refuse fault) and
+    ``faulted`` calls (any fault mode); a faulted call is also counted by its outcome.
+
+    These endpoints are **unauthenticated**: the wallet binds to 127.0.0.1 by default and
+    is a test tool. If the environment variable ``REFWALLET_ADMIN_TOKEN`` is set (or
+    ``admin_token`` is passed), every admin call must carry it in ``X-Admin-Token``.
+
+Faults (``POST /_admin/faults``), so a client's failure handling can be tested for real
+    ``refuse``            refuse with ``code`` (HTTP 422, 403 for PLAYER_BLOCKED); nothing
+                          is applied.
+    ``error``             answer HTTP ``status`` (default 503) with a non-JSON body;
+                          nothing is applied.
+    ``delay``             sleep ``delayMs``, then answer normally.
+    ``apply_then_drop``   handle the call as usual (apply it, replay it, or refuse it),
+                          then drop the TCP connection with no HTTP answer at all: the
+                          wallet moved the money but the client cannot know it.
+    ``apply_then_delay``  handle the call as usual, then sleep ``delayMs`` before
+                          answering (a client read-timeout after the wallet applied).
+
+    ``times`` (default until cleared), ``types`` (call types) and ``rate`` with ``seed``
+    narrow which calls a fault affects; several may be stacked and the first match wins.
+    Faults act only on authenticated, well-formed calls, so the door checks stay honest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from lootbox.refwallet.ledger import (
+    DUPLICATE_TRANSACTION,
+    INSUFFICIENT_FUNDS,
+    PLAYER_BLOCKED,
+    Applied,
+    BalanceQuery,
+    InvalidCall,
+    Ledger,
+    MoneyCall,
+    Refused,
+    Replayed,
+    parse_balance_update,
+    parse_call,
+)
+from lootbox.signing import HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_matches
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+HEADER_IDEMPOTENCY_KEY = "Idempotency-Key"
+# Names, not secrets.
+HEADER_ADMIN_TOKEN = "X-Admin-Token"  # noqa: S105
+ADMIN_TOKEN_ENV = "REFWALLET_ADMIN_TOKEN"  # noqa: S105
+MAX_SKEW_SECONDS = 300
+MAX_BODY_BYTES = 64 * 1024
+EXTENSION_KEY = "refwallet"
+
+# The view marks the request; the WSGI middleware below does the dropping, because only
+# outside Flask can a request end without Flask writing a response.
+DROP_CONNECTION_KEY = "refwallet.drop_connection"
+# werkzeug's dev server exposes the client socket as "werkzeug.socket" (checked against
+# werkzeug 3.1); gunicorn as "gunicorn.socket".
+_SOCKET_ENVIRON_KEYS = ("werkzeug.socket", "gunicorn.socket")
+
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+
+REFUSAL_STATUS = {
+    INSUFFICIENT_FUNDS: 422,
+    PLAYER_BLOCKED: 403,
+    DUPLICATE_TRANSACTION: 409,
+}
+
+
+@dataclass
+class WalletState:
+    """Everything one wallet app holds; reachable as ``wallet_state(app)``."""
+
+    ledger: Ledger
+    secrets: tuple[str, ...]
+    path: str
+    admin_token: str | None
+    max_skew_seconds: int
+    # Set when the server stops, so request threads sleeping for a delay fault wake up
+    # instead of outliving the server.
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def pause(self, delay_ms: int) -> None:
+        """Sleep for a delay fault. Never called with the ledger lock held."""
+        self.stopping.wait(delay_ms / 1000)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def wallet_state(app: Flask) -> WalletState:
+    state = app.extensions[EXTENSION_KEY]
+    assert isinstance(state, WalletState)
+    return state
+
+
+def create_wallet_app(
+    secrets: Sequence[str],
+    starting_balance_minor: int = 100_000,
+    path: str = "/wallet",
+    *,
+    admin_token: str | None = None,
+    ledger: Ledger | None = None,
+    max_skew_seconds: int = MAX_SKEW_SECONDS,
+) -> Flask:
+    """Build the reference wallet.
+
+    ``secrets``: every secret a caller may sign with (at least one). ``admin_token``:
+    required ``X-Admin-Token`` for ``/_admin``; ``None`` reads ``REFWALLET_ADMIN_TOKEN``
+    (unset or empty: admin is open). ``ledger``: share or pre-load state (tests).
+    """
+    secret_list = tuple(secrets)
+    if not secret_list or not all(isinstance(s, str) and s for s in secret_list):
+        raise ValueError("the reference wallet needs at least one non-empty secret")
+    if not path.startswith("/") or path.startswith("/_admin"):
+        raise ValueError("path must start with '/' and must not be under /_admin")
+    if admin_token is None:
+        admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    state = WalletState(
+        ledger=ledger if ledger is not None else Ledger(starting_balance_minor),
+        secrets=secret_list,
+        path=path,
+        admin_token=admin_token,
+        max_skew_seconds=max_skew_seconds,
+    )
+    app.extensions[EXTENSION_KEY] = state
+    _register_rpc(app, state)
+    _register_admin(app, state)
+    app.wsgi_app = _ConnectionDropper(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+# --- the RPC ---------------------------------------------------------------------------
+
+
+def _register_rpc(app: Flask, state: WalletState) -> None:
+    ledger = state.ledger
+
+    def refuse(status: int, code: str, message: str) -> ResponseReturnValue:
+        ledger.count("refused")
+        return jsonify(accepted=False, code=code, message=message), status
+
+    def wallet_rpc() -> ResponseReturnValue:
+        ledger.count("calls")
+        # The exact bytes that were signed; parsing first could hide a tampered body.
+        raw = request.get_data(cache=True)
+        problem = _authentication_problem(state, raw)
+        if problem is not None:
+            return refuse(401, "INVALID_SIGNATURE", problem)
+        try:
+            call = parse_call(_decode_json(raw))
+        except InvalidCall as exc:
+            return refuse(400, "BAD_REQUEST", str(exc))
+        if (
+            isinstance(call, MoneyCall)
+            and request.headers.get(HEADER_IDEMPOTENCY_KEY) != call.idempotency_key
+        ):
+            return refuse(
+                400,
+                "IDEMPOTENCY_KEY_MISMATCH",
+                f"header {HEADER_IDEMPOTENCY_KEY} must equal the body's idempotencyKey",
+            )
+
+        fault = ledger.take_fault(call.type)
+        if fault is not None:
+            if fault.mode == "error":
+                # Deliberately not JSON: a client must treat it as outcome unknown.
+                return Response(
+                    f"reference wallet: injected error {fault.status}\n",
+                    status=fault.status,
+                    mimetype="text/plain",
+                )
+            if fault.mode == "refuse":
+                return refuse(REFUSAL_STATUS.get(fault.code, 422), fault.code, fault.message)
+            if fault.mode == "delay":
+                state.pause(fault.delay_ms)
+
+        status, answer = _answer(ledger, call)
+
+        if fault is not None and fault.mode == "apply_then_delay":
+            state.pause(fault.delay_ms)
+        if fault is not None and fault.mode == "apply_then_drop":
+            if _client_socket(request.environ) is None:
+                # A server that hides its socket cannot drop; an unintelligible 502 leaves
+                # the client equally in the dark about the applied operation.
+                return Response(
+                    "reference wallet: answer lost (apply_then_drop)\n",
+                    status=502,
+                    mimetype="text/plain",
+                )
+            request.environ[DROP_CONNECTION_KEY] = True
+        return jsonify(answer), status
+
+    app.add_url_rule(state.path, "wallet_rpc", wallet_rpc, methods=["POST"])
+
+
+def _answer(ledger: Ledger, call: MoneyCall | BalanceQuery) -> tuple[int, dict[str, Any]]:
+    if isinstance(call, BalanceQuery):
+        read = ledger.balance(call)
+        if isinstance(read, Refused):
+            return REFUSAL_STATUS.get(read.code, 422), read.answer()
+        return 200, read.answer()
+    outcome = ledger.apply(call)
+    if isinstance(outcome, Applied | Replayed):
+        return 200, outcome.transaction.answer()
+    return REFUSAL_STATUS.get(outcome.code, 422), outcome.answer()
+
+
+def _authentication_problem(state: WalletState, raw: bytes) -> str | None:
+    """Why this request is not signed by one of our callers, or ``None`` if it is."""
+    timestamp = request.headers.get(HEADER_TIMESTAMP)
+    signature = request.headers.get(HEADER_SIGNATURE)
+    if not timestamp or not signature:
+        return f"headers {HEADER_TIMESTAMP} and {HEADER_SIGNATURE} are required"
+    if not _UNIX_SECONDS.fullmatch(timestamp):
+        return f"{HEADER_TIMESTAMP} must be Unix seconds"
+    # Every secret is tried (no early exit) so the time taken does not tell which one of
+    # several secrets came close.
+    matches = [
+        signature_matches(secret, timestamp, request.method, request.path, raw, signature)
+        for secret in state.secrets
+    ]
+    if not any(matches):
+        return "signature does not match"
+    # After the signature, so an unsigned caller learns nothing about our clock; the
+    # window stops a captured request from being replayed later.
+    if abs(time.time() - int(timestamp)) > state.max_skew_seconds:
+        return f"timestamp is more than {state.max_skew_seconds} s from the wallet's clock"
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidCall(f"{name} is not valid JSON")
+
+
+def _decode_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        if isinstance(exc, InvalidCall):
+            raise
+        raise InvalidCall("the body is not valid JSON") from exc
+
+
+# --- dropping a connection without an answer -------------------------------------------
+
+
+def _client_socket(environ: WSGIEnvironment) -> socket.socket | None:
+    for key in _SOCKET_ENVIRON_KEYS:
+        candidate = environ.get(key)
+        if isinstance(candidate, socket.socket):
+            return candidate
+    return None
+
+
+class _ConnectionDropper:
+    """WSGI middleware: for a request the view marked, hang up instead of answering.
+
+    ``shutdown(SHUT_RDWR)`` sends the FIN at once whatever else holds the socket, so the
+    client sees the connection end with no status line (``requests`` raises
+    ``ConnectionError``). Raising ``ConnectionAbortedError`` afterwards is how werkzeug's
+    server learns the client is gone: it treats it as a dropped connection, writes
+    nothing and logs nothing.
+    """
+
+    def __init__(self, wsgi_app: WSGIApplication) -> None:
+        self._wsgi_app = wsgi_app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        result = self._wsgi_app(environ, start_response)
+        if not environ.get(DROP_CONNECTION_KEY):
+            return result
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        sock = _client_socket(environ)
+        # Logged because nothing else will be: the server sees a dropped connection.
+        log.warning(
+            "apply_then_drop: hung up on %s %s without answering",
+            environ.get("REQUEST_METHOD"),
+            environ.get("PATH_INFO"),
+        )
+        if sock is not None:
+            # OSError: the client hung up first; for it the outcome is the same.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            # The server's own file objects keep the descriptor alive until it finishes
+            # the request, so this close cannot pull the fd from under it.
+            sock.close()
+        raise ConnectionAbortedError("reference wallet: apply_then_drop hung up after applying")
+
+
+# --- administration --------------------------------------------------------------------
+
+
+def _register_admin(app: Flask, state: WalletState) -> None:
+    ledger = state.ledger
+
+    @app.before_request
+    def require_admin_token() -> ResponseReturnValue | None:
+        if state.admin_token is None or not request.path.startswith("/_admin/"):
+            return None
+        given = request.headers.get(HEADER_ADMIN_TOKEN, "")
+        if not hmac.compare_digest(given.encode(), state.admin_token.encode()):
+            return jsonify(error=f"admin endpoints need a valid {HEADER_ADMIN_TOKEN}"), 401
+        return None
+
+    def bad_request(exc: InvalidCall) -> ResponseReturnValue:
+        return jsonify(error=str(exc)), 400
+
+    def json_body() -> Any:
+        # force: curl users forget the content type; silent: bad JSON becomes None and
+        # is then refused by the validator with a readable message.
+        return request.get_json(force=True, silent=True)
+
+    @app.get("/_admin/transactions")
+    def list_transactions() -> ResponseReturnValue:
+        return jsonify(transactions=ledger.transactions())
+
+    @app.get("/_admin/balances")
+    def list_balances() -> ResponseReturnValue:
+        return jsonify(balances=ledger.balances())
+
+    @app.put("/_admin/balances")
+    def set_balance() -> ResponseReturnValue:
+        try:
+            player, currency, balance = parse_balance_update(json_body())
+        except InvalidCall as exc:
+            return bad_request(exc)
+        ledger.set_balance(player, currency, balance)
+        return jsonify(playerExternalId=player, currency=currency, balanceMinor=balance)
+
+    @app.get("/_admin/players/blocked")
+    def list_blocked_players() -> ResponseReturnValue:
+        return jsonify(blocked=ledger.blocked())
+
+    @app.post("/_admin/players/<path:player_id>/block")
+    def block_player(player_id: str) -> ResponseReturnValue:
+        ledger.block(player_id)
+        return jsonify(playerExternalId=player_id, blocked=True)
+
+    @app.post("/_admin/players/<path:player_id>/unblock")
+    def unblock_player(player_id: str) -> ResponseReturnValue:
+        ledger.unblock(player_id)
+        return jsonify(playerExternalId=player_id, blocked=False)
+
+    @app.post("/_admin/reset")
+    def reset() -> ResponseReturnValue:
+        ledger.reset()
+        return jsonify(reset=True)
+
+    @app.get("/_admin/stats")
+    def stats() -> ResponseReturnValue:
+        return jsonify(ledger.stats())
+
+    @app.get("/_admin/faults")
+    def list_faults() -> ResponseReturnValue:
+        return jsonify(faults=ledger.faults())
+
+    @app.post("/_admin/faults")
+    def add_fault() -> ResponseReturnValue:
+        try:
+            fault = ledger.add_fault(json_body())
+        except InvalidCall as exc:
+            return bad_request(exc)
+        return jsonify(fault=fault), 201
+
+    @app.delete("/_admin/faults")
+    def clear_faults() -> ResponseReturnValue:
+        ledger.clear_faults()
+        return jsonify(faults=[])

@@ -1,0 +1,155 @@
+"""Cancel: refund a held (pre-paid, unopened) box for its original amount, exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lootbox.domain.errors import (
+    IdempotencyKeyReused,
+    OperationInProgress,
+    RefundNotAllowed,
+    RoundNotFound,
+    RoundNotRefundable,
+    WalletRefused,
+    WalletUnavailable,
+)
+from lootbox.domain.records import (
+    MoneyMovement,
+    MovementKind,
+    MovementReason,
+    MovementStatus,
+    Operator,
+    Round,
+)
+from lootbox.domain.states import RoundStatus, external_round_status
+from lootbox.persistence.repositories import NewMovement
+from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome, WalletRefusal
+from lootbox.services.context import ServiceContext
+from lootbox.services.movements import Leased, lease, send_and_settle
+
+
+@dataclass(frozen=True)
+class CancelRound:
+    operator_id: int
+    player_external_id: str
+    round_public_id: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    round_public_id: str
+    status: str
+    refunded_minor: int
+    currency: str
+    balance_after_minor: int | None
+
+
+def default_cancel_key(round_public_id: str) -> str:
+    return f"refund:round:{round_public_id}"
+
+
+def cancel_round(ctx: ServiceContext, cmd: CancelRound) -> CancelResult:
+    """Credit a held round's original amount and currency once, then mark it ``refunded``.
+
+    Raises ``RoundNotFound``, ``RoundNotRefundable``, ``RefundNotAllowed``,
+    ``OperationInProgress``, ``IdempotencyKeyReused``, ``WalletRefused`` (round stays
+    held) or ``WalletUnavailable`` (the refund stays pending and is re-sent with the same
+    key and amount by the next attempt on this round).
+    """
+    for _ in range(2):
+        step = _prepare(ctx, cmd)
+        if isinstance(step, CancelResult):
+            return step
+        outcome = send_and_settle(ctx, step, _settle_round)
+        ours = step.movement.idempotency_key == cmd.idempotency_key
+        if isinstance(outcome, WalletAccepted):
+            if ours:
+                return _result(step.movement, outcome.balance_after_minor)
+            raise RoundNotRefundable("the round was refunded by an earlier request")
+        if isinstance(outcome, WalletRefusal):
+            if ours:
+                raise WalletRefused(outcome.code, outcome.message)
+            continue
+        raise WalletUnavailable()
+    raise OperationInProgress()
+
+
+def _prepare(ctx: ServiceContext, cmd: CancelRound) -> CancelResult | Leased:
+    with ctx.uow_factory() as uow:
+        operator = uow.operators.get(cmd.operator_id)
+        round_ = uow.rounds.get_by_public_id(cmd.operator_id, cmd.round_public_id, for_update=True)
+        if (
+            operator is None
+            or round_ is None
+            or round_.player_external_id != cmd.player_external_id
+            or round_.status is RoundStatus.DEBIT_PENDING  # not a round the caller was given
+        ):
+            raise RoundNotFound()
+        live = uow.ledger.live_refund(round_.id)
+        if live is not None and live.status is MovementStatus.ACCEPTED:
+            if live.idempotency_key == cmd.idempotency_key:
+                return _result(live, live.balance_after_minor)
+            raise RoundNotRefundable("the round is already refunded")
+        if live is None:
+            live = _record_refund(ctx, uow, operator, round_, cmd)
+        leased = lease(ctx, uow, operator, live)
+        uow.commit()
+        return leased
+
+
+def _record_refund(
+    ctx: ServiceContext, uow: UnitOfWork, operator: Operator, round_: Round, cmd: CancelRound
+) -> MoneyMovement:
+    if round_.status is not RoundStatus.HELD:
+        raise RoundNotRefundable(f"the round is {external_round_status(round_.status)}")
+    boxes = [uow.catalog.get_box_version(operator.id, r.box_version_id) for r in round_.reels]
+    if not operator.refunds_enabled or any(box is None or not box.refundable for box in boxes):
+        raise RefundNotAllowed()
+    now = ctx.clock.now()
+    # A held round is locked to the currency and amount it was bought in.
+    new = NewMovement(
+        operator_id=operator.id,
+        idempotency_key=cmd.idempotency_key,
+        kind=MovementKind.CREDIT,
+        reason=MovementReason.REFUND,
+        player_external_id=round_.player_external_id,
+        amount_minor=round_.bet_minor,
+        currency=round_.currency,
+        operator_amount_minor=round_.operator_amount_minor,
+        operator_currency=operator.currency,
+        rate=round_.rate,
+        round_id=round_.id,
+        round_public_id=round_.public_id,
+    )
+    existing = uow.ledger.get_by_key(operator.id, cmd.idempotency_key)
+    if existing is None:
+        movement = uow.ledger.record(new, now)
+    elif existing.round_id == round_.id and existing.status is MovementStatus.REFUSED:
+        movement = uow.ledger.get(existing.id) if uow.ledger.rearm(existing.id, new, now) else None
+    else:
+        raise IdempotencyKeyReused("this idempotency key already moved money for another request")
+    if movement is None or not uow.rounds.transition(
+        round_.id, RoundStatus.HELD, RoundStatus.REFUND_PENDING, now
+    ):
+        raise OperationInProgress()
+    return movement
+
+
+def _settle_round(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
+    round_id = leased.movement.round_id
+    assert round_id is not None
+    target = RoundStatus.REFUNDED if isinstance(outcome, WalletAccepted) else RoundStatus.HELD
+    uow.rounds.transition(round_id, RoundStatus.REFUND_PENDING, target, now)
+
+
+def _result(movement: MoneyMovement, balance_after_minor: int | None) -> CancelResult:
+    assert movement.round_public_id is not None
+    return CancelResult(
+        round_public_id=movement.round_public_id,
+        status=str(RoundStatus.REFUNDED),
+        refunded_minor=movement.amount_minor,
+        currency=movement.currency,
+        balance_after_minor=balance_after_minor,
+    )

@@ -1,0 +1,196 @@
+"""Cashout: a won, unresolved inventory item becomes wallet credit, exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from lootbox import currencies
+from lootbox.domain.cashback import CashbackPolicy, cashback_minor
+from lootbox.domain.errors import (
+    CashbackNotAvailable,
+    IdempotencyKeyReused,
+    InventoryItemNotFound,
+    OperationInProgress,
+    WalletRefused,
+    WalletUnavailable,
+)
+from lootbox.domain.money import convert_minor
+from lootbox.domain.records import (
+    InventoryItem,
+    MoneyMovement,
+    MovementKind,
+    MovementReason,
+    MovementStatus,
+    Operator,
+)
+from lootbox.domain.states import ItemState, external_item_state
+from lootbox.persistence.repositories import NewMovement
+from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome, WalletRefusal
+from lootbox.services.context import ServiceContext
+from lootbox.services.movements import Leased, lease, send_and_settle
+
+
+@dataclass(frozen=True)
+class CashOut:
+    operator_id: int
+    player_external_id: str
+    inventory_item_id: int
+    currency: str | None
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class CashoutResult:
+    inventory_item_id: int
+    state: str
+    cashback_minor: int
+    currency: str
+    balance_after_minor: int | None
+
+
+@dataclass(frozen=True)
+class CashbackQuote:
+    operator_amount_minor: int
+    amount_minor: int
+    currency: str
+    rate: Decimal
+
+
+def default_cashout_key(inventory_item_id: int) -> str:
+    return f"cashback:inventory:{inventory_item_id}"
+
+
+def cash_out(ctx: ServiceContext, cmd: CashOut) -> CashoutResult:
+    """Credit the item's cashback once, then mark it ``cashed_back``.
+
+    Raises ``InventoryItemNotFound``, ``CashbackNotAvailable``, ``OperationInProgress``,
+    ``IdempotencyKeyReused``, ``WalletRefused`` (item stays unresolved) or
+    ``WalletUnavailable`` (outcome unknown: the credit stays pending and the next attempt
+    on this item, whatever its key, re-sends it with the same key and amount).
+    """
+    # At most two passes: the first may only finish another request's pending credit.
+    for _ in range(2):
+        step = _prepare(ctx, cmd)
+        if isinstance(step, CashoutResult):
+            return step
+        outcome = send_and_settle(ctx, step, _settle_item)
+        ours = step.movement.idempotency_key == cmd.idempotency_key
+        if isinstance(outcome, WalletAccepted):
+            if ours:
+                return _result(step.movement, outcome.balance_after_minor)
+            raise CashbackNotAvailable("the item was cashed back by an earlier request")
+        if isinstance(outcome, WalletRefusal):
+            if ours:
+                raise WalletRefused(outcome.code, outcome.message)
+            continue  # the earlier credit was refused; the item is free for this request
+        raise WalletUnavailable()
+    raise OperationInProgress()
+
+
+def _prepare(ctx: ServiceContext, cmd: CashOut) -> CashoutResult | Leased:
+    with ctx.uow_factory() as uow:
+        operator = uow.operators.get(cmd.operator_id)
+        item = uow.items.get(cmd.operator_id, cmd.inventory_item_id, for_update=True)
+        if operator is None or item is None or item.player_external_id != cmd.player_external_id:
+            raise InventoryItemNotFound()
+        live: MoneyMovement | None = uow.ledger.live_cashback(item.id)
+        if live is not None and live.status is MovementStatus.ACCEPTED:
+            if live.idempotency_key == cmd.idempotency_key:
+                return _result(live, live.balance_after_minor)  # the same request, again
+            raise CashbackNotAvailable("the item is already cashed back")
+        if live is None:
+            live = _record_credit(ctx, uow, operator, item, cmd)
+        leased = lease(ctx, uow, operator, live)
+        uow.commit()
+        return leased
+
+
+def _record_credit(
+    ctx: ServiceContext, uow: UnitOfWork, operator: Operator, item: InventoryItem, cmd: CashOut
+) -> MoneyMovement:
+    if item.state is not ItemState.UNRESOLVED:
+        raise CashbackNotAvailable(f"the item is {external_item_state(item.state)}")
+    quote = quote_cashback(uow, operator, item, cmd.currency)
+    now = ctx.clock.now()
+    new = NewMovement(
+        operator_id=operator.id,
+        idempotency_key=cmd.idempotency_key,
+        kind=MovementKind.CREDIT,
+        reason=MovementReason.CASHBACK,
+        player_external_id=item.player_external_id,
+        amount_minor=quote.amount_minor,
+        currency=quote.currency,
+        operator_amount_minor=quote.operator_amount_minor,
+        operator_currency=operator.currency,
+        rate=quote.rate,
+        inventory_item_id=item.id,
+    )
+    existing = uow.ledger.get_by_key(operator.id, cmd.idempotency_key)
+    if existing is None:
+        movement = uow.ledger.record(new, now)
+    elif existing.inventory_item_id == item.id and existing.status is MovementStatus.REFUSED:
+        # A refused key is not consumed by the wallet: the retry may use it again.
+        movement = uow.ledger.get(existing.id) if uow.ledger.rearm(existing.id, new, now) else None
+    else:
+        raise IdempotencyKeyReused("this idempotency key already moved money for another request")
+    if movement is None or not uow.items.transition(
+        item.id, ItemState.UNRESOLVED, ItemState.CASHBACK_PENDING, now
+    ):
+        raise OperationInProgress()  # a racing request recorded its credit first
+    return movement
+
+
+def quote_cashback(
+    uow: UnitOfWork, operator: Operator, item: InventoryItem, currency: str | None
+) -> CashbackQuote:
+    """What the item is worth as cashback right now, in the player's wallet currency."""
+    box = uow.catalog.get_box_version(operator.id, item.box_version_id)
+    prize = uow.catalog.get_prize(item.prize_id)
+    bps = CashbackPolicy(
+        operator_enabled=operator.cashback_enabled,
+        operator_bps=operator.cashback_bps,
+        box_enabled=box.cashback_enabled if box else True,
+        box_bps=box.cashback_bps if box else None,
+        prize_bps=prize.cashback_bps if prize else None,
+    ).effective_bps()
+    if bps is None:
+        raise CashbackNotAvailable("cashback is disabled or has no rule for this item")
+    operator_amount = cashback_minor(item.value_minor, bps)
+    target = currency or operator.currency
+    if target == operator.currency:
+        rate = Decimal(1)
+        amount = operator_amount
+    else:
+        found = operator.rates.get(target)
+        if found is None:
+            raise CashbackNotAvailable(f"no rate configured for {target}")
+        rate = found
+        amount = convert_minor(
+            operator_amount,
+            currencies.exponent(operator.currency),
+            currencies.exponent(target),
+            rate,
+        )
+    if amount <= 0:
+        raise CashbackNotAvailable("the item's cashback value is zero")
+    return CashbackQuote(operator_amount, amount, target, rate)
+
+
+def _settle_item(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
+    item_id = leased.movement.inventory_item_id
+    assert item_id is not None
+    target = ItemState.CASHED_BACK if isinstance(outcome, WalletAccepted) else ItemState.UNRESOLVED
+    uow.items.transition(item_id, ItemState.CASHBACK_PENDING, target, now)
+
+
+def _result(movement: MoneyMovement, balance_after_minor: int | None) -> CashoutResult:
+    assert movement.inventory_item_id is not None
+    return CashoutResult(
+        inventory_item_id=movement.inventory_item_id,
+        state=str(ItemState.CASHED_BACK),
+        cashback_minor=movement.amount_minor,
+        currency=movement.currency,
+        balance_after_minor=balance_after_minor,
+    )

@@ -1,0 +1,30 @@
+"""What every use case needs, wired once by the composition root."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from lootbox.domain.draw import RandomSource
+from lootbox.ports import UnitOfWork, Wallet
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class ServiceContext:
+    uow_factory: Callable[[], UnitOfWork]
+    wallet: Wallet
+    clock: SystemClock = field(default_factory=SystemClock)
+    # How long a claimed money operation may stay in flight before another attempt may
+    # re-drive it: above the wallet's connect + read timeout, so a live call is never raced.
+    movement_lease_seconds: float = 15.0
+    rng: RandomSource = field(default_factory=random.SystemRandom)
+
+    def lease_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.movement_lease_seconds)

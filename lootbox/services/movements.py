@@ -1,0 +1,104 @@
+"""Driving one recorded money movement through the wallet, and settling its outcome.
+
+Every movement is written (pending, with its key) and leased in one transaction before the
+wallet is called, and settled in another after. The wallet call itself runs outside any
+transaction, so no row lock is held across the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from lootbox.domain.errors import OperationInProgress
+from lootbox.domain.records import MoneyMovement, MovementKind, Operator
+from lootbox.ports import (
+    UnitOfWork,
+    WalletAccepted,
+    WalletMoneyCall,
+    WalletOutcome,
+    WalletOutcomeUnknown,
+    WalletRefusal,
+)
+from lootbox.services.context import ServiceContext
+
+
+@dataclass(frozen=True)
+class Leased:
+    """A pending movement this caller holds the lease on (fencing ``token``)."""
+
+    operator: Operator
+    movement: MoneyMovement
+    token: int
+
+
+def lease(
+    ctx: ServiceContext, uow: UnitOfWork, operator: Operator, movement: MoneyMovement
+) -> Leased:
+    now = ctx.clock.now()
+    token = uow.ledger.claim(movement.id, now, ctx.lease_until(now))
+    if token is None:
+        raise OperationInProgress(retry_after_seconds=_seconds_left(ctx, movement))
+    return Leased(operator, movement, token)
+
+
+def _seconds_left(ctx: ServiceContext, movement: MoneyMovement) -> int:
+    if movement.lease_expires_at is None:
+        return 1
+    left = (movement.lease_expires_at - ctx.clock.now()).total_seconds()
+    return max(1, int(left) + 1)
+
+
+def wallet_call(movement: MoneyMovement) -> WalletMoneyCall:
+    """The exact call a movement stands for: re-drives send the same key and amount."""
+    return WalletMoneyCall(
+        type="wallet.debit" if movement.kind is MovementKind.DEBIT else "wallet.credit",
+        idempotency_key=movement.idempotency_key,
+        player_external_id=movement.player_external_id,
+        amount_minor=movement.amount_minor,
+        currency=movement.currency,
+        reason=str(movement.reason),
+        round_public_id=movement.round_public_id,
+        inventory_item_id=movement.inventory_item_id,
+        reference=(
+            {
+                "operatorAmountMinor": movement.operator_amount_minor,
+                "operatorCurrency": movement.operator_currency,
+                "rate": format(movement.rate, "f"),
+            }
+            if movement.kind is MovementKind.CREDIT
+            else None
+        ),
+    )
+
+
+SettleHook = Callable[[UnitOfWork, Leased, WalletOutcome, datetime], None]
+
+
+def send_and_settle(ctx: ServiceContext, leased: Leased, on_settle: SettleHook) -> WalletOutcome:
+    """Call the wallet, then record the outcome and let ``on_settle`` move the subject
+    (item or round) in the same transaction as the ledger row."""
+    outcome = ctx.wallet.send(leased.operator.wallet, wallet_call(leased.movement))
+    with ctx.uow_factory() as uow:
+        now = ctx.clock.now()
+        m, token = leased.movement, leased.token
+        if isinstance(outcome, WalletAccepted):
+            settled = uow.ledger.mark_accepted(
+                m.id, token, outcome.balance_after_minor, outcome.provider_txn_ref, now
+            )
+        elif isinstance(outcome, WalletRefusal):
+            settled = uow.ledger.mark_refused(m.id, token, outcome.code, outcome.message, now)
+        else:
+            uow.ledger.release(m.id, token, outcome.reason, now)
+            settled = False
+        # A late finisher whose lease was taken over settles nothing: the newer holder
+        # sends the same key and gets the same answer, and settles it.
+        if settled:
+            on_settle(uow, leased, outcome, now)
+        uow.commit()
+    return outcome
+
+
+def is_unknown(outcome: WalletOutcome) -> bool:
+    return isinstance(outcome, WalletOutcomeUnknown)

@@ -1,0 +1,227 @@
+"""The reference wallet's rules without HTTP: ``lootbox.refwallet.ledger``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from lootbox.refwallet.ledger import (
+    Applied,
+    BalanceQuery,
+    BalanceRead,
+    InvalidCall,
+    Ledger,
+    MoneyCall,
+    Refused,
+    Replayed,
+    parse_call,
+)
+
+
+def debit(key: str, amount: int, player: str = "u_1", **extra: Any) -> MoneyCall:
+    call = parse_call(
+        {
+            "type": "wallet.debit",
+            "idempotencyKey": key,
+            "playerExternalId": player,
+            "amountMinor": amount,
+            "currency": "EUR",
+            "reason": "open",
+            **extra,
+        }
+    )
+    assert isinstance(call, MoneyCall)
+    return call
+
+
+def credit(key: str, amount: int, player: str = "u_1") -> MoneyCall:
+    call = parse_call(
+        {
+            "type": "wallet.credit",
+            "idempotencyKey": key,
+            "playerExternalId": player,
+            "amountMinor": amount,
+            "currency": "EUR",
+            "reason": "refund",
+        }
+    )
+    assert isinstance(call, MoneyCall)
+    return call
+
+
+def balance_of(ledger: Ledger, player: str = "u_1") -> int:
+    read = ledger.balance(BalanceQuery("wallet.balance", player, "EUR"))
+    assert isinstance(read, BalanceRead)
+    return read.balance_minor
+
+
+def test_parse_call_reads_every_contract_field() -> None:
+    call = debit("round:r_1", 500, roundPublicId="r_1", inventoryItemId=88, reference={"a": 1})
+
+    assert call.idempotency_key == "round:r_1"
+    assert call.amount_minor == 500
+    assert call.round_public_id == "r_1"
+    assert call.inventory_item_id == 88
+    assert call.reference == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"amountMinor": 1.0},
+        {"amountMinor": False},
+        {"amountMinor": 0},
+        {"currency": "EUR\n"},
+        {"idempotencyKey": ""},
+        {"playerExternalId": None},
+        {"reason": "x" * 257},
+        {"roundPublicId": 5},
+        {"type": None},
+    ],
+)
+def test_parse_call_refuses_what_the_contract_does_not_allow(changes: dict[str, Any]) -> None:
+    body = {
+        "type": "wallet.debit",
+        "idempotencyKey": "k",
+        "playerExternalId": "u_1",
+        "amountMinor": 1,
+        "currency": "EUR",
+        "reason": "open",
+        **changes,
+    }
+
+    with pytest.raises(InvalidCall):
+        parse_call(body)
+
+
+def test_a_new_account_starts_at_the_starting_balance() -> None:
+    assert balance_of(Ledger(starting_balance_minor=777)) == 777
+
+
+def test_debit_and_credit_move_the_balance_and_number_the_refs() -> None:
+    ledger = Ledger(starting_balance_minor=1_000)
+
+    first = ledger.apply(debit("k1", 300))
+    second = ledger.apply(credit("k2", 50))
+
+    assert isinstance(first, Applied)
+    assert isinstance(second, Applied)
+    assert first.transaction.balance_after_minor == 700
+    assert second.transaction.balance_after_minor == 750
+    assert [first.transaction.provider_txn_ref, second.transaction.provider_txn_ref] == [
+        "rw_1",
+        "rw_2",
+    ]
+
+
+def test_a_repeated_key_with_the_same_payload_replays_without_moving_money() -> None:
+    ledger = Ledger(starting_balance_minor=1_000)
+    applied = ledger.apply(debit("k1", 300))
+
+    replay = ledger.apply(debit("k1", 300))
+
+    assert isinstance(replay, Replayed)
+    assert isinstance(applied, Applied)
+    assert replay.transaction == applied.transaction
+    assert balance_of(ledger) == 700
+    assert len(ledger.transactions()) == 1
+
+
+def test_a_repeated_key_with_another_payload_is_a_duplicate() -> None:
+    ledger = Ledger(starting_balance_minor=1_000)
+    ledger.apply(debit("k1", 300))
+
+    outcome = ledger.apply(debit("k1", 300, roundPublicId="r_other"))
+
+    assert isinstance(outcome, Refused)
+    assert outcome.code == "DUPLICATE_TRANSACTION"
+    assert balance_of(ledger) == 700
+
+
+def test_a_refused_key_stays_free() -> None:
+    ledger = Ledger(starting_balance_minor=100)
+
+    refused = ledger.apply(debit("k1", 300))
+    ledger.set_balance("u_1", "EUR", 1_000)
+    accepted = ledger.apply(debit("k1", 300))
+
+    assert isinstance(refused, Refused)
+    assert refused.code == "INSUFFICIENT_FUNDS"
+    assert isinstance(accepted, Applied)
+    assert accepted.transaction.balance_after_minor == 700
+
+
+def test_a_replay_wins_over_a_later_block() -> None:
+    ledger = Ledger()
+    ledger.apply(debit("k1", 300))
+    ledger.block("u_1")
+
+    assert isinstance(ledger.apply(debit("k1", 300)), Replayed)
+    blocked = ledger.apply(debit("k2", 300))
+    assert isinstance(blocked, Refused)
+    assert blocked.code == "PLAYER_BLOCKED"
+
+
+def test_provider_refs_stay_unique_across_a_reset() -> None:
+    ledger = Ledger()
+    ledger.apply(debit("k1", 1))
+    ledger.reset()
+
+    outcome = ledger.apply(debit("k1", 1))
+
+    assert isinstance(outcome, Applied)
+    assert outcome.transaction.provider_txn_ref == "rw_2"
+
+
+def test_take_fault_honours_types_times_and_order() -> None:
+    ledger = Ledger()
+    ledger.add_fault({"mode": "refuse", "code": "A", "types": ["wallet.credit"], "times": 1})
+    ledger.add_fault({"mode": "error", "times": 2})
+
+    hits = [ledger.take_fault(t) for t in ["wallet.debit", "wallet.credit", "wallet.credit"]]
+
+    assert [(h.mode, h.code) if h else None for h in hits] == [
+        ("error", "WALLET_REFUSED"),
+        ("refuse", "A"),
+        ("error", "WALLET_REFUSED"),
+    ]
+    assert ledger.take_fault("wallet.debit") is None
+    assert ledger.faults() == []
+    assert ledger.stats()["faulted"] == 3
+
+
+def test_a_seeded_rate_draws_the_same_calls_every_time() -> None:
+    def draws() -> list[bool]:
+        ledger = Ledger()
+        ledger.add_fault({"mode": "error", "rate": 0.3, "seed": 42})
+        return [ledger.take_fault("wallet.debit") is not None for _ in range(50)]
+
+    first = draws()
+
+    assert first == draws()
+    assert 0 < sum(first) < 50
+
+
+def test_concurrent_debits_neither_overdraw_nor_double_apply() -> None:
+    ledger = Ledger(starting_balance_minor=10_000)
+    barrier = threading.Barrier(20)
+
+    def worker(n: int) -> None:
+        barrier.wait(timeout=5)
+        # Every key is sent five times: only the first may move money.
+        for _ in range(5):
+            ledger.apply(debit(f"k{n}", 1_000))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(ledger.transactions()) == 10
+    assert balance_of(ledger) == 0
+    assert ledger.stats()["applied"] == 10
+    assert ledger.stats()["replayed"] == 40
+    assert ledger.stats()["refused"] == 50
