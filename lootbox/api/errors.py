@@ -7,7 +7,7 @@ and anything unexpected leaves in the envelope.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, current_app
 from flask_smorest import Api
@@ -68,7 +68,7 @@ def error_response(
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
-    response = current_app.json.response({"error": body})
+    response = cast(Response, current_app.json.response({"error": body}))
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

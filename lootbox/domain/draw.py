@@ -10,7 +10,7 @@ T = TypeVar("T")
 
 
 class RandomSource(Protocol):
-    def randrange(self, stop: int) -> int: ...
+    def randrange(self, stop: int, /) -> int: ...
 
 
 def validate_odds(odds: Sequence[Decimal]) -> None:

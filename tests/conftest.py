@@ -1,0 +1,74 @@
+"""Shared fixtures.
+
+Databases: each test session creates its own PostgreSQL database (``lootbox_t_<random>``)
+on the server it finds, migrates it with Alembic, truncates it between tests and drops it
+at the end; the shared ``test`` database is never written. SQLite tests copy a migrated
+template file, so each starts from the real schema in milliseconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from lootbox.persistence.database import normalize_database_url
+from lootbox.persistence.migrate import upgrade_database
+from lootbox.persistence.models import Base
+from tests.services import postgres_url
+
+TABLES = ", ".join(table.name for table in reversed(Base.metadata.sorted_tables))
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this session; its URL."""
+    admin_url = make_url(normalize_database_url(postgres_url()))
+    name = f"lootbox_t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade_database(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_db(postgres_database: str) -> Iterator[str]:
+    """The session's PostgreSQL database, emptied after the test."""
+    yield postgres_database
+    engine = create_engine(postgres_database)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
+    upgrade_database(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_db(sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated SQLite database file of this test's own; its URL."""
+    path = tmp_path / "lootbox.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both databases the service supports: SQLite (embedded default) and PostgreSQL."""
+    return str(request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "postgres_db"))
