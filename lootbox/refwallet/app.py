@@ -165,6 +165,9 @@ def create_wallet_app(
     required ``X-Admin-Token`` for ``/_admin``; ``None`` reads ``REFWALLET_ADMIN_TOKEN``
     (unset or empty: admin is open). ``ledger``: share or pre-load state (tests).
     """
+    if isinstance(secrets, str):
+        # tuple("abc") would quietly make three one-letter secrets.
+        raise TypeError("secrets must be a list of strings, not a string")
     secret_list = tuple(secrets)
     if not secret_list or not all(isinstance(s, str) and s for s in secret_list):
         raise ValueError("the reference wallet needs at least one non-empty secret")

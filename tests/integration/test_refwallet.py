@@ -751,6 +751,23 @@ def test_apply_then_drop_without_a_socket_still_applies_and_answers_unintelligib
     assert len(app.extensions["refwallet"].ledger.transactions()) == 1
 
 
+@pytest.mark.parametrize(
+    ("secrets", "path", "error"),
+    [
+        ("one-secret", "/wallet", TypeError),
+        ([], "/wallet", ValueError),
+        ([""], "/wallet", ValueError),
+        ([SECRET], "wallet", ValueError),
+        ([SECRET], "/_admin/wallet", ValueError),
+    ],
+)
+def test_the_factory_refuses_a_bad_configuration(
+    secrets: Any, path: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        create_wallet_app(secrets, path=path)
+
+
 def test_the_wallet_path_is_configurable() -> None:
     with serve_wallet([SECRET], path="/api/v1/wallet") as running:
         assert running.url.endswith("/api/v1/wallet")
