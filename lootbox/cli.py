@@ -110,6 +110,10 @@ def create_operator(
 @click.option("--refunds/--no-refunds", default=None)
 @click.option("--cashback/--no-cashback", default=None)
 @click.option("--cashback-bps", type=click.IntRange(min=0), default=None)
+@click.option("--wallet-url", default=None)
+@click.option("--wallet-secret", default=None)
+@click.option("--wallet-connect-timeout", type=float, default=None, help="Seconds.")
+@click.option("--wallet-read-timeout", type=float, default=None, help="Seconds.")
 @_json_errors
 def update_operator(
     slug: str,
@@ -117,8 +121,12 @@ def update_operator(
     refunds: bool | None,
     cashback: bool | None,
     cashback_bps: int | None,
+    wallet_url: str | None,
+    wallet_secret: str | None,
+    wallet_connect_timeout: float | None,
+    wallet_read_timeout: float | None,
 ) -> None:
-    """Change rates and policies; prints the operator as it now is."""
+    """Change rates, policies and wallet settings; prints the operator as it now is."""
     uow_factory, clock = _deps()
     operator = onboarding.update_operator(
         uow_factory,
@@ -128,11 +136,18 @@ def update_operator(
         refunds_enabled=refunds,
         cashback_enabled=cashback,
         cashback_bps=cashback_bps,
+        wallet_url=wallet_url,
+        wallet_secret=wallet_secret,
+        wallet_connect_timeout_seconds=wallet_connect_timeout,
+        wallet_read_timeout_seconds=wallet_read_timeout,
     )
     _emit(
         {
             "slug": operator.slug,
             "currency": operator.currency,
+            "walletUrl": operator.wallet.url,
+            "walletConnectTimeout": operator.wallet.connect_timeout_seconds,
+            "walletReadTimeout": operator.wallet.read_timeout_seconds,
             "refunds": operator.refunds_enabled,
             "cashback": operator.cashback_enabled,
             "cashbackBps": operator.cashback_bps,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from lootbox.domain.draw import RandomSource
 from lootbox.ports import UnitOfWork, Wallet
@@ -22,9 +22,6 @@ class ServiceContext:
     wallet: Wallet
     clock: SystemClock = field(default_factory=SystemClock)
     # How long a claimed money operation may stay in flight before another attempt may
-    # re-drive it: above the wallet's connect + read timeout, so a live call is never raced.
+    # re-drive it (at least; ``movements.lease`` stretches it past an operator's timeouts).
     movement_lease_seconds: float = 15.0
     rng: RandomSource = field(default_factory=random.SystemRandom)
-
-    def lease_until(self, now: datetime) -> datetime:
-        return now + timedelta(seconds=self.movement_lease_seconds)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lootbox.domain.errors import OperationInProgress
 from lootbox.domain.records import MoneyMovement, MovementKind, Operator
@@ -33,11 +33,20 @@ class Leased:
     token: int
 
 
+# Room between the wallet timeouts and the lease, for the settle transaction after the call.
+LEASE_MARGIN_SECONDS = 5.0
+
+
 def lease(
     ctx: ServiceContext, uow: UnitOfWork, operator: Operator, movement: MoneyMovement
 ) -> Leased:
+    """Take the movement's lease for longer than this operator's wallet call can take, so
+    no second attempt re-sends while the first is still waiting for its answer."""
     now = ctx.clock.now()
-    token = uow.ledger.claim(movement.id, now, ctx.lease_until(now))
+    wallet = operator.wallet
+    call_budget = (wallet.connect_timeout_seconds or 0) + (wallet.read_timeout_seconds or 0)
+    seconds = max(ctx.movement_lease_seconds, call_budget + LEASE_MARGIN_SECONDS)
+    token = uow.ledger.claim(movement.id, now, now + timedelta(seconds=seconds))
     if token is None:
         raise OperationInProgress(retry_after_seconds=_seconds_left(ctx, movement))
     return Leased(operator, movement, token)

@@ -106,10 +106,21 @@ def update_operator(
     refunds_enabled: bool | None = None,
     cashback_enabled: bool | None = None,
     cashback_bps: int | None = None,
+    wallet_url: str | None = None,
+    wallet_secret: str | None = None,
+    wallet_connect_timeout_seconds: float | None = None,
+    wallet_read_timeout_seconds: float | None = None,
 ) -> Operator:
+    """Change what is given and nothing else. Wallet timeouts are per operator overrides of
+    the service defaults (a slow wallet should not need a global change)."""
     for code in rates:
         _check_currency(code)
     _check_bps(cashback_bps)
+    if wallet_url is not None and not wallet_url.startswith(("http://", "https://")):
+        raise ValidationFailed("wallet URL must be http(s)")
+    for timeout in (wallet_connect_timeout_seconds, wallet_read_timeout_seconds):
+        if timeout is not None and not 0 < timeout <= 60:
+            raise ValidationFailed("wallet timeouts must be between 0 and 60 seconds")
     with uow_factory() as uow:
         operator = uow.operators.get_by_slug(slug)
         if operator is None:
@@ -120,6 +131,10 @@ def update_operator(
                 ("refunds_enabled", refunds_enabled),
                 ("cashback_enabled", cashback_enabled),
                 ("cashback_bps", cashback_bps),
+                ("wallet_url", wallet_url),
+                ("wallet_secret", wallet_secret),
+                ("wallet_connect_timeout_ms", _ms(wallet_connect_timeout_seconds)),
+                ("wallet_read_timeout_ms", _ms(wallet_read_timeout_seconds)),
             )
             if value is not None
         }
@@ -131,3 +146,7 @@ def update_operator(
         updated = uow.operators.get(operator.id)
     assert updated is not None
     return updated
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
