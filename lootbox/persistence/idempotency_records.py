@@ -58,6 +58,8 @@ class IdempotencyRecordRepository(_Repository):
             return DurableClaim("completed", record)
         if row.lease_expires_at > now:
             return DurableClaim("in_progress", record)
+        # Computed once, before the UPDATE: the ORM synchronises ``row`` afterwards.
+        token = row.lease_token + 1
         taken = self.session.execute(
             update(IdempotencyRecordRow)
             .where(
@@ -65,15 +67,11 @@ class IdempotencyRecordRepository(_Repository):
                 IdempotencyRecordRow.state == "in_progress",
                 IdempotencyRecordRow.lease_token == row.lease_token,
             )
-            .values(
-                lease_token=row.lease_token + 1,
-                lease_expires_at=lease_until,
-                request_id=request_id,
-            )
+            .values(lease_token=token, lease_expires_at=lease_until, request_id=request_id)
         )
         assert isinstance(taken, CursorResult)
         if taken.rowcount == 1:
-            return DurableClaim("claimed", lease_token=row.lease_token + 1)
+            return DurableClaim("claimed", lease_token=token)
         return DurableClaim("in_progress", record)
 
     def get(self, operator_id: int, key: str) -> IdempotencyRecord | None:

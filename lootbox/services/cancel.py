@@ -6,13 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lootbox.domain.errors import (
-    IdempotencyKeyReused,
     OperationInProgress,
     RefundNotAllowed,
     RoundNotFound,
     RoundNotRefundable,
-    WalletRefused,
-    WalletUnavailable,
 )
 from lootbox.domain.records import (
     MoneyMovement,
@@ -24,9 +21,9 @@ from lootbox.domain.records import (
 )
 from lootbox.domain.states import RoundStatus, external_round_status
 from lootbox.persistence.repositories import NewMovement
-from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome, WalletRefusal
+from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome
 from lootbox.services.context import ServiceContext
-from lootbox.services.movements import Leased, lease, send_and_settle
+from lootbox.services.movements import Leased, drive_credit, lease, record
 
 
 @dataclass(frozen=True)
@@ -58,22 +55,14 @@ def cancel_round(ctx: ServiceContext, cmd: CancelRound) -> CancelResult:
     held) or ``WalletUnavailable`` (the refund stays pending and is re-sent with the same
     key and amount by the next attempt on this round).
     """
-    for _ in range(2):
-        step = _prepare(ctx, cmd)
-        if isinstance(step, CancelResult):
-            return step
-        outcome = send_and_settle(ctx, step, _settle_round)
-        ours = step.movement.idempotency_key == cmd.idempotency_key
-        if isinstance(outcome, WalletAccepted):
-            if ours:
-                return _result(step.movement, outcome.balance_after_minor)
-            raise RoundNotRefundable("the round was refunded by an earlier request")
-        if isinstance(outcome, WalletRefusal):
-            if ours:
-                raise WalletRefused(outcome.code, outcome.message)
-            continue
-        raise WalletUnavailable()
-    raise OperationInProgress()
+    return drive_credit(
+        ctx,
+        cmd.idempotency_key,
+        lambda: _prepare(ctx, cmd),
+        _settle_round,
+        _result,
+        lambda: RoundNotRefundable("the round was refunded by an earlier request"),
+    )
 
 
 def _prepare(ctx: ServiceContext, cmd: CancelRound) -> CancelResult | Leased:
@@ -123,13 +112,7 @@ def _record_refund(
         round_id=round_.id,
         round_public_id=round_.public_id,
     )
-    existing = uow.ledger.get_by_key(operator.id, cmd.idempotency_key)
-    if existing is None:
-        movement = uow.ledger.record(new, now)
-    elif existing.round_id == round_.id and existing.status is MovementStatus.REFUSED:
-        movement = uow.ledger.get(existing.id) if uow.ledger.rearm(existing.id, new, now) else None
-    else:
-        raise IdempotencyKeyReused("this idempotency key already moved money for another request")
+    movement = record(uow, new, now)
     if movement is None or not uow.rounds.transition(
         round_.id, RoundStatus.HELD, RoundStatus.REFUND_PENDING, now
     ):

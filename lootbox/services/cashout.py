@@ -10,11 +10,8 @@ from lootbox import currencies
 from lootbox.domain.cashback import CashbackPolicy, cashback_minor
 from lootbox.domain.errors import (
     CashbackNotAvailable,
-    IdempotencyKeyReused,
     InventoryItemNotFound,
     OperationInProgress,
-    WalletRefused,
-    WalletUnavailable,
 )
 from lootbox.domain.money import convert_minor
 from lootbox.domain.records import (
@@ -27,9 +24,9 @@ from lootbox.domain.records import (
 )
 from lootbox.domain.states import ItemState, external_item_state
 from lootbox.persistence.repositories import NewMovement
-from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome, WalletRefusal
+from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome
 from lootbox.services.context import ServiceContext
-from lootbox.services.movements import Leased, lease, send_and_settle
+from lootbox.services.movements import Leased, drive_credit, lease, record
 
 
 @dataclass(frozen=True)
@@ -70,23 +67,14 @@ def cash_out(ctx: ServiceContext, cmd: CashOut) -> CashoutResult:
     ``WalletUnavailable`` (outcome unknown: the credit stays pending and the next attempt
     on this item, whatever its key, re-sends it with the same key and amount).
     """
-    # At most two passes: the first may only finish another request's pending credit.
-    for _ in range(2):
-        step = _prepare(ctx, cmd)
-        if isinstance(step, CashoutResult):
-            return step
-        outcome = send_and_settle(ctx, step, _settle_item)
-        ours = step.movement.idempotency_key == cmd.idempotency_key
-        if isinstance(outcome, WalletAccepted):
-            if ours:
-                return _result(step.movement, outcome.balance_after_minor)
-            raise CashbackNotAvailable("the item was cashed back by an earlier request")
-        if isinstance(outcome, WalletRefusal):
-            if ours:
-                raise WalletRefused(outcome.code, outcome.message)
-            continue  # the earlier credit was refused; the item is free for this request
-        raise WalletUnavailable()
-    raise OperationInProgress()
+    return drive_credit(
+        ctx,
+        cmd.idempotency_key,
+        lambda: _prepare(ctx, cmd),
+        _settle_item,
+        _result,
+        lambda: CashbackNotAvailable("the item was cashed back by an earlier request"),
+    )
 
 
 def _prepare(ctx: ServiceContext, cmd: CashOut) -> CashoutResult | Leased:
@@ -127,14 +115,7 @@ def _record_credit(
         rate=quote.rate,
         inventory_item_id=item.id,
     )
-    existing = uow.ledger.get_by_key(operator.id, cmd.idempotency_key)
-    if existing is None:
-        movement = uow.ledger.record(new, now)
-    elif existing.inventory_item_id == item.id and existing.status is MovementStatus.REFUSED:
-        # A refused key is not consumed by the wallet: the retry may use it again.
-        movement = uow.ledger.get(existing.id) if uow.ledger.rearm(existing.id, new, now) else None
-    else:
-        raise IdempotencyKeyReused("this idempotency key already moved money for another request")
+    movement = record(uow, new, now)
     if movement is None or not uow.items.transition(
         item.id, ItemState.UNRESOLVED, ItemState.CASHBACK_PENDING, now
     ):

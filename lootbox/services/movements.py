@@ -10,9 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from lootbox.domain.errors import OperationInProgress
-from lootbox.domain.records import MoneyMovement, MovementKind, Operator
+from lootbox.domain.errors import (
+    IdempotencyKeyReused,
+    LootboxError,
+    OperationInProgress,
+    WalletRefused,
+    WalletUnavailable,
+)
+from lootbox.domain.records import MoneyMovement, MovementKind, MovementStatus, Operator
+from lootbox.persistence.repositories import NewMovement
 from lootbox.ports import (
     UnitOfWork,
     WalletAccepted,
@@ -111,3 +119,57 @@ def send_and_settle(ctx: ServiceContext, leased: Leased, on_settle: SettleHook) 
 
 def is_unknown(outcome: WalletOutcome) -> bool:
     return isinstance(outcome, WalletOutcomeUnknown)
+
+
+def record(uow: UnitOfWork, new: NewMovement, now: datetime) -> MoneyMovement | None:
+    """Write a new pending movement under the request's key, or re-arm this subject's
+    refused movement with that key (the wallet does not consume a refused key, so the
+    retry may send it again). ``None`` when a racing request won; ``IdempotencyKeyReused``
+    when the key already moved money for something else."""
+    existing = uow.ledger.get_by_key(new.operator_id, new.idempotency_key)
+    if existing is None:
+        return uow.ledger.record(new, now)
+    same_subject = (existing.reason, existing.inventory_item_id, existing.round_id) == (
+        new.reason,
+        new.inventory_item_id,
+        new.round_id,
+    )
+    if not (same_subject and existing.status is MovementStatus.REFUSED):
+        raise IdempotencyKeyReused("this idempotency key already moved money for another request")
+    return uow.ledger.get(existing.id) if uow.ledger.rearm(existing.id, new, now) else None
+
+
+Result = TypeVar("Result")
+
+
+def drive_credit(
+    ctx: ServiceContext,
+    idempotency_key: str,
+    prepare: Callable[[], Result | Leased],
+    settle: SettleHook,
+    result: Callable[[MoneyMovement, int | None], Result],
+    already_done: Callable[[], LootboxError],
+) -> Result:
+    """Drive a credit (cashback or refund) to one definite answer for this request.
+
+    ``prepare`` returns an earlier result for the same key, or a leased movement: this
+    request's own, or an earlier request's pending one, which is re-sent first with its own
+    key and amount. If that earlier credit was refused, the subject is free again and one
+    more pass records this request's credit.
+    """
+    for _ in range(2):
+        step = prepare()
+        if not isinstance(step, Leased):
+            return step
+        outcome = send_and_settle(ctx, step, settle)
+        ours = step.movement.idempotency_key == idempotency_key
+        if isinstance(outcome, WalletAccepted):
+            if ours:
+                return result(step.movement, outcome.balance_after_minor)
+            raise already_done()
+        if isinstance(outcome, WalletRefusal):
+            if ours:
+                raise WalletRefused(outcome.code, outcome.message)
+            continue
+        raise WalletUnavailable()
+    raise OperationInProgress()
