@@ -7,6 +7,7 @@ SECRET_KEY. With nothing set, development defaults apply: a SQLite file under
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -94,15 +95,27 @@ class Settings:
             ]
             if missing:
                 raise ConfigError(f"production needs {', '.join(missing)}")
-        if self.wallet_connect_timeout_seconds <= 0 or self.wallet_read_timeout_seconds <= 0:
-            raise ConfigError("wallet timeouts must be positive")
+        _in_range("PORT", self.port, 1, 65535)
+        _in_range("MAX_CONTENT_LENGTH", self.max_content_length, 1, 1 << 30)
+        _in_range("SIGNATURE_MAX_SKEW_SECONDS", self.signature_max_skew_seconds, 1, 3600)
+        _in_range("DATABASE_POOL_SIZE", self.database_pool_size, 1, 1000)
+        _in_range("WALLET_CONNECT_TIMEOUT_SECONDS", self.wallet_connect_timeout_seconds, 0.001, 60)
+        _in_range("WALLET_READ_TIMEOUT_SECONDS", self.wallet_read_timeout_seconds, 0.001, 300)
+        _in_range("IDEMPOTENCY_WAIT_SECONDS", self.idempotency_wait_seconds, 0, 60)
+        _in_range("IDEMPOTENCY_TTL_SECONDS", self.idempotency_ttl_seconds, 1, 10 * 365 * 86400)
+        _in_range("IDEMPOTENCY_LEASE_SECONDS", self.idempotency_lease_seconds, 0.001, 3600)
+        _in_range("MOVEMENT_LEASE_SECONDS", self.movement_lease_seconds, 0.001, 3600)
         wallet_budget = self.wallet_connect_timeout_seconds + self.wallet_read_timeout_seconds
         if self.movement_lease_seconds <= wallet_budget:
             # A lease shorter than a wallet call would let a second attempt re-send while
             # the first is still waiting for its answer.
             raise ConfigError("MOVEMENT_LEASE_SECONDS must exceed the wallet timeouts")
-        if self.idempotency_wait_seconds < 0 or self.idempotency_ttl_seconds <= 0:
-            raise ConfigError("idempotency wait must be >= 0 and TTL > 0")
+
+
+def _in_range(var: str, value: float, low: float, high: float) -> None:
+    # ``not low <= value <= high`` is also true for NaN, which compares false to everything.
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ConfigError(f"{var} must be between {low} and {high}, got {value}")
 
 
 def _parse(var: str, raw: str, type_name: str) -> Any:

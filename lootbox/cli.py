@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from lootbox.domain.errors import LootboxError
-from lootbox.domain.money import parse_rate
+from lootbox.domain.money import format_rate, parse_rate
 from lootbox.persistence.migrate import upgrade_database
 from lootbox.services import catalog, onboarding
 
@@ -151,7 +151,7 @@ def update_operator(
             "refunds": operator.refunds_enabled,
             "cashback": operator.cashback_enabled,
             "cashbackBps": operator.cashback_bps,
-            "rates": {code: format(rate, "f") for code, rate in sorted(operator.rates.items())},
+            "rates": {code: format_rate(rate) for code, rate in sorted(operator.rates.items())},
         }
     )
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Protocol, TypeVar
+
+from lootbox.domain.money import EXACT_PRECISION
 
 T = TypeVar("T")
 
@@ -19,7 +21,9 @@ def validate_odds(odds: Sequence[Decimal]) -> None:
         raise ValueError("a box needs at least one prize")
     if any(not o.is_finite() or o <= 0 for o in odds):
         raise ValueError("every prize needs odds greater than 0")
-    total = sum(odds, Decimal(0))
+    with localcontext() as context:
+        context.prec = EXACT_PRECISION  # sum exactly: 0.5 + 0.50…01 must not round to 1
+        total = sum(odds, Decimal(0))
     if total != 1:
         raise ValueError(f"odds must sum to 1, they sum to {total}")
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, Inexact, InvalidOperation, Rounded, localcontext
 
 CURRENCY_FORMAT = re.compile(r"^[A-Z]{3}$")
+
+# Decimal's default context keeps 28 digits and would round a long product silently.
+EXACT_PRECISION = 200
 
 
 def parse_rate(text: str) -> Decimal:
@@ -29,11 +32,16 @@ def convert_minor(amount_minor: int, from_exponent: int, to_exponent: int, rate:
         raise TypeError("amount_minor must be an int")
     if not isinstance(rate, Decimal):
         raise TypeError("rate must be a Decimal")
-    exact = (Decimal(amount_minor) * rate).scaleb(to_exponent - from_exponent)
-    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    with localcontext() as context:
+        # Wide enough for any int64 amount times any stored rate; the traps prove that
+        # nothing was rounded before the one rounding the contract allows.
+        context.prec = EXACT_PRECISION
+        context.traps[Inexact] = context.traps[Rounded] = True
+        exact = (Decimal(amount_minor) * rate).scaleb(to_exponent - from_exponent)
+        context.traps[Inexact] = context.traps[Rounded] = False
+        return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def format_rate(rate: Decimal) -> str:
-    """A rate as the plain decimal string sent in wallet references (no exponent form)."""
-    text = format(rate, "f")
-    return text
+    """A rate as the plain decimal string sent in wallet references (never ``1E-7``)."""
+    return format(rate, "f")

@@ -7,8 +7,11 @@ For each ``(operator, idempotencyKey)``:
 2. The database record (a unique row) is the guarantee: it is claimed too, so a flushed,
    evicted or unreachable Redis never lets a duplicate through, and it replays completed
    answers Redis has lost.
-3. Only 2xx answers are stored as final. Everything else (business rejections, wallet
-   refusals, unknown outcomes) is released so that a retry re-evaluates.
+3. Only 2xx answers are stored as final. Business rejections and wallet refusals are
+   released so that a retry re-evaluates. An answer that may have moved money (an unknown
+   wallet outcome, a storage failure, a crash) frees the lease but keeps the fingerprint:
+   the retry re-drives the same operation, and the same key with another request is still
+   ``IDEMPOTENCY_KEY_REUSED``.
 
 The use cases are themselves idempotent by key (they rebuild an earlier success from the
 ledger), so a worker dying between the business commit and storing the answer costs a
@@ -25,7 +28,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from lootbox.domain.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from lootbox.domain.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    LootboxError,
+    ServiceUnavailable,
+    WalletUnavailable,
+)
 from lootbox.ports import (
     Clock,
     DurableClaim,
@@ -148,8 +157,14 @@ class IdempotencyGuard:
     ) -> GuardedResponse:
         try:
             status, body = execute()
+        except (WalletUnavailable, ServiceUnavailable):
+            self._suspend(req, lease_token)  # money may have moved
+            raise
+        except LootboxError:
+            self._release(req, lease_token)  # decided without moving money
+            raise
         except BaseException:
-            self._release(req, lease_token)
+            self._suspend(req, lease_token)  # unknown: assume it may have
             raise
         if 200 <= status < 300:
             self._complete(req, lease_token, status, body)
@@ -161,7 +176,7 @@ class IdempotencyGuard:
         text = body.decode("utf-8")
         with self.uow_factory() as uow:
             now = self.clock.now()
-            uow.idempotency.complete(
+            stored = uow.idempotency.complete(
                 operator_id=req.operator_id,
                 key=req.key,
                 lease_token=lease_token,
@@ -171,6 +186,10 @@ class IdempotencyGuard:
                 expires_at=now + timedelta(seconds=self.ttl_seconds),
             )
             uow.commit()
+        if not stored:
+            # Our lease was taken over: the newer holder stores its (equal) answer.
+            self._release_fast(req)
+            return
         self._backfill_fast(
             req,
             IdempotencyRecord(
@@ -193,6 +212,20 @@ class IdempotencyGuard:
                 uow.commit()
         except Exception:  # the lease expires by itself; never mask the real error
             log.exception("could not release idempotency record %s", req.key)
+        self._release_fast(req)
+
+    def _suspend(self, req: Request, lease_token: int) -> None:
+        try:
+            with self.uow_factory() as uow:
+                uow.idempotency.suspend(
+                    operator_id=req.operator_id,
+                    key=req.key,
+                    lease_token=lease_token,
+                    now=self.clock.now(),
+                )
+                uow.commit()
+        except Exception:  # the lease expires by itself
+            log.exception("could not suspend idempotency record %s", req.key)
         self._release_fast(req)
 
     def _release_fast(self, req: Request) -> None:

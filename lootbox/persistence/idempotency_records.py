@@ -108,6 +108,20 @@ class IdempotencyRecordRepository(_Repository):
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
 
+    def suspend(self, *, operator_id: int, key: str, lease_token: int, now: datetime) -> None:
+        """Free the lease but keep the record and its fingerprint: the outcome may have
+        moved money, so the next attempt with this key must be the same request."""
+        self.session.execute(
+            update(IdempotencyRecordRow)
+            .where(
+                IdempotencyRecordRow.operator_id == operator_id,
+                IdempotencyRecordRow.idempotency_key == key,
+                IdempotencyRecordRow.state == "in_progress",
+                IdempotencyRecordRow.lease_token == lease_token,
+            )
+            .values(lease_expires_at=now)
+        )
+
     def release(self, *, operator_id: int, key: str, lease_token: int) -> None:
         """Forget a non-final attempt so that a retry re-evaluates from scratch."""
         self.session.execute(

@@ -59,7 +59,7 @@ def cancel_round(ctx: ServiceContext, cmd: CancelRound) -> CancelResult:
         ctx,
         cmd.idempotency_key,
         lambda: _prepare(ctx, cmd),
-        _settle_round,
+        settle_refund,
         _result,
         lambda: RoundNotRefundable("the round was refunded by an earlier request"),
     )
@@ -120,7 +120,8 @@ def _record_refund(
     return movement
 
 
-def _settle_round(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
+def settle_refund(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
+    """A refund's outcome moves the round: accepted → ``refunded``, refused → ``held``."""
     round_id = leased.movement.round_id
     assert round_id is not None
     target = RoundStatus.REFUNDED if isinstance(outcome, WalletAccepted) else RoundStatus.HELD

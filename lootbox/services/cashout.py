@@ -10,6 +10,7 @@ from lootbox import currencies
 from lootbox.domain.cashback import CashbackPolicy, cashback_minor
 from lootbox.domain.errors import (
     CashbackNotAvailable,
+    IdempotencyKeyReused,
     InventoryItemNotFound,
     OperationInProgress,
 )
@@ -74,6 +75,10 @@ def cash_out(ctx: ServiceContext, cmd: CashOut) -> CashoutResult:
         _settle_item,
         _result,
         lambda: CashbackNotAvailable("the item was cashed back by an earlier request"),
+        matches=lambda movement: (
+            movement.currency == cmd.currency
+            or (cmd.currency is None and movement.currency == movement.operator_currency)
+        ),
     )
 
 
@@ -86,6 +91,8 @@ def _prepare(ctx: ServiceContext, cmd: CashOut) -> CashoutResult | Leased:
         live: MoneyMovement | None = uow.ledger.live_cashback(item.id)
         if live is not None and live.status is MovementStatus.ACCEPTED:
             if live.idempotency_key == cmd.idempotency_key:
+                if live.currency != (cmd.currency or operator.currency):
+                    raise IdempotencyKeyReused()
                 return _result(live, live.balance_after_minor)  # the same request, again
             raise CashbackNotAvailable("the item is already cashed back")
         if live is None:

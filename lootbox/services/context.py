@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lootbox.domain.draw import RandomSource
-from lootbox.ports import UnitOfWork, Wallet
+from lootbox.ports import Clock, UnitOfWork, Wallet
 
 
 class SystemClock:
@@ -20,7 +20,7 @@ class SystemClock:
 class ServiceContext:
     uow_factory: Callable[[], UnitOfWork]
     wallet: Wallet
-    clock: SystemClock = field(default_factory=SystemClock)
+    clock: Clock = field(default_factory=SystemClock)
     # How long a claimed money operation may stay in flight before another attempt may
     # re-drive it (at least; ``movements.lease`` stretches it past an operator's timeouts).
     movement_lease_seconds: float = 15.0

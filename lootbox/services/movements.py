@@ -19,6 +19,7 @@ from lootbox.domain.errors import (
     WalletRefused,
     WalletUnavailable,
 )
+from lootbox.domain.money import format_rate
 from lootbox.domain.records import MoneyMovement, MovementKind, MovementStatus, Operator
 from lootbox.persistence.repositories import NewMovement
 from lootbox.ports import (
@@ -82,7 +83,7 @@ def wallet_call(movement: MoneyMovement) -> WalletMoneyCall:
             {
                 "operatorAmountMinor": movement.operator_amount_minor,
                 "operatorCurrency": movement.operator_currency,
-                "rate": format(movement.rate, "f"),
+                "rate": format_rate(movement.rate),
             }
             if movement.kind is MovementKind.CREDIT
             else None
@@ -149,24 +150,28 @@ def drive_credit(
     settle: SettleHook,
     result: Callable[[MoneyMovement, int | None], Result],
     already_done: Callable[[], LootboxError],
+    matches: Callable[[MoneyMovement], bool] = lambda _movement: True,
 ) -> Result:
     """Drive a credit (cashback or refund) to one definite answer for this request.
 
     ``prepare`` returns an earlier result for the same key, or a leased movement: this
     request's own, or an earlier request's pending one, which is re-sent first with its own
     key and amount. If that earlier credit was refused, the subject is free again and one
-    more pass records this request's credit.
+    more pass records this request's credit. ``matches`` says whether a movement under
+    this request's key is the operation this request asks for (a key reused for another
+    request still re-drives the original first, then answers IDEMPOTENCY_KEY_REUSED).
     """
     for _ in range(2):
         step = prepare()
         if not isinstance(step, Leased):
             return step
         outcome = send_and_settle(ctx, step, settle)
-        ours = step.movement.idempotency_key == idempotency_key
+        same_key = step.movement.idempotency_key == idempotency_key
+        ours = same_key and matches(step.movement)
         if isinstance(outcome, WalletAccepted):
             if ours:
                 return result(step.movement, outcome.balance_after_minor)
-            raise already_done()
+            raise IdempotencyKeyReused() if same_key else already_done()
         if isinstance(outcome, WalletRefusal):
             if ours:
                 raise WalletRefused(outcome.code, outcome.message)

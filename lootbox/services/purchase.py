@@ -12,6 +12,7 @@ from lootbox.domain.errors import (
     BoxNotPlayable,
     CashbackNotAvailable,
     CurrencyNotSupported,
+    IdempotencyKeyReused,
     OperationInProgress,
     RoundNotFound,
     RoundNotHeld,
@@ -36,6 +37,7 @@ from lootbox.domain.states import (
 )
 from lootbox.persistence.repositories import NewMovement
 from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome, WalletRefusal
+from lootbox.services.cancel import settle_refund
 from lootbox.services.cashout import quote_cashback
 from lootbox.services.context import ServiceContext
 from lootbox.services.movements import Leased, lease, send_and_settle
@@ -146,6 +148,8 @@ def _prepare(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome | Leased:
             operator.id, cmd.player_external_id, cmd.client_action_id
         )
         if existing is not None:
+            if not _same_purchase(existing, cmd, operator):
+                raise IdempotencyKeyReused("this clientActionId was used for another purchase")
             debit = uow.ledger.debit_for_round(existing.id)
             assert debit is not None
             if existing.status is not RoundStatus.DEBIT_PENDING:
@@ -201,6 +205,15 @@ def _prepare(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome | Leased:
         leased = lease(ctx, uow, operator, movement)
         uow.commit()
         return leased
+
+
+def _same_purchase(round_: Round, cmd: Purchase, operator: Operator) -> bool:
+    return (
+        round_.mode is cmd.mode
+        and round_.currency == (cmd.currency or operator.currency)
+        and [(r.reel_index, r.box_version_id) for r in round_.reels]
+        == sorted((pick.reel_index, pick.box_version_id) for pick in cmd.reels)
+    )
 
 
 def _playable_box(uow: UnitOfWork, operator: Operator, pick: ReelPick) -> BoxVersion:
@@ -282,7 +295,31 @@ def draw_and_settle(
 
 
 def open_round(ctx: ServiceContext, cmd: OpenRound) -> RoundOutcome:
-    """Open a held box: ``held`` → ``settled`` with a draw; no wallet call."""
+    """Open a held box: ``held`` → ``settled`` with a draw; no wallet call.
+
+    A refund of this round whose outcome is unknown is re-sent first (same key, same
+    amount): accepted, the round is refunded and cannot be opened; refused, it is held
+    again and opens.
+    """
+    for _ in range(2):
+        pending_refund = _open_or_lease_refund(ctx, cmd)
+        if pending_refund is None:
+            with ctx.uow_factory() as uow:
+                opened = uow.rounds.get_by_public_id(cmd.operator_id, cmd.round_public_id)
+                operator = uow.operators.get(cmd.operator_id)
+                assert opened is not None and operator is not None
+                return _describe_with_debit(uow, operator, opened)
+        outcome = send_and_settle(ctx, pending_refund, settle_refund)
+        if isinstance(outcome, WalletAccepted):
+            raise RoundNotHeld("the round is refunded")
+        if not isinstance(outcome, WalletRefusal):
+            raise WalletUnavailable()
+    raise OperationInProgress()
+
+
+def _open_or_lease_refund(ctx: ServiceContext, cmd: OpenRound) -> Leased | None:
+    """Open the round (or find it opened by this same key): ``None``. Or, if a refund of
+    it is pending, lease that refund for re-sending."""
     with ctx.uow_factory() as uow:
         operator = uow.operators.get(cmd.operator_id)
         round_ = uow.rounds.get_by_public_id(cmd.operator_id, cmd.round_public_id, for_update=True)
@@ -297,18 +334,19 @@ def open_round(ctx: ServiceContext, cmd: OpenRound) -> RoundOutcome:
             round_.status is RoundStatus.SETTLED
             and round_.open_idempotency_key == cmd.idempotency_key
         ):
-            return _describe_with_debit(uow, operator, round_)  # the same open, again
+            return None  # the same open, again
         if round_.status is RoundStatus.REFUND_PENDING:
-            raise OperationInProgress("a refund of this round is in flight")
+            refund = uow.ledger.live_refund(round_.id)
+            assert refund is not None, "refund_pending without a pending refund"
+            leased = lease(ctx, uow, operator, refund)
+            uow.commit()
+            return leased
         if round_.status is not RoundStatus.HELD or not draw_and_settle(
             uow, round_, RoundStatus.HELD, ctx.rng, ctx.clock.now(), cmd.idempotency_key
         ):
             raise RoundNotHeld(f"the round is {external_round_status(round_.status)}")
         uow.commit()
-    with ctx.uow_factory() as uow:
-        opened = uow.rounds.get(round_.id)
-        assert opened is not None
-        return _describe_with_debit(uow, operator, opened)
+        return None
 
 
 def _describe_with_debit(uow: UnitOfWork, operator: Operator, round_: Round) -> RoundOutcome:

@@ -1,0 +1,362 @@
+"""Hand-written fakes for our own ports, and a small harness around the real unit of work.
+
+``FakeWallet`` keeps the operator wallet's rules of contract section 6 (balances per player
+and currency, idempotent by key, a refused key not consumed) and lets a test script what
+the next calls answer: a timeout before the wallet saw the call, a refusal, or a timeout
+*after* the wallet applied it (the case that makes exactly-once hard).
+
+``ServiceHarness`` wires a ``ServiceContext`` around ``SqlAlchemyUnitOfWork`` on a real
+(SQLite) database, with a fixed clock and a seeded random source, and seeds operators and
+catalogs through the same use cases the CLI uses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, select
+
+from lootbox.domain.records import InventoryItem, Operator, Round, WalletSettings
+from lootbox.domain.states import PurchaseMode
+from lootbox.persistence.database import (
+    SqlAlchemyUnitOfWork,
+    make_engine,
+    make_session_factory,
+)
+from lootbox.persistence.models import MoneyMovementRow
+from lootbox.ports import (
+    UnitOfWork,
+    WalletAccepted,
+    WalletMoneyCall,
+    WalletOutcome,
+    WalletOutcomeUnknown,
+    WalletRefusal,
+)
+from lootbox.services import catalog as catalog_service
+from lootbox.services import onboarding
+from lootbox.services.context import ServiceContext
+from lootbox.services.purchase import Purchase, ReelPick, RoundOutcome, purchase
+
+DEBIT = "wallet.debit"
+DEBIT_KIND = "debit"
+CREDIT = "wallet.credit"
+
+# --- clock ---------------------------------------------------------------------------------
+
+
+class FixedClock:
+    """A clock that only moves when the test says so."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+# --- wallet ---------------------------------------------------------------------------------
+
+Step = Callable[[WalletMoneyCall], WalletOutcome]
+
+
+class FakeWallet:
+    """The ``Wallet`` port with a real wallet's semantics, in memory.
+
+    - ``balances`` per ``(player, currency)``, starting at ``starting_balance``;
+    - the same key with the same call gets the stored answer and moves nothing again;
+      the same key with another payload is refused ``DUPLICATE_TRANSACTION``;
+    - a refused call stores nothing, so its key is not consumed;
+    - ``sent`` records every call received, ``applied`` every call that moved money.
+
+    Scripted answers (``fail_next``, ``refuse_next``, ``apply_then_unknown``) are used in
+    order, one per call, before the normal rules apply again.
+    """
+
+    def __init__(self, starting_balance: int = 100_000) -> None:
+        self.starting_balance = starting_balance
+        self.balances: dict[tuple[str, str], int] = {}
+        self.blocked: set[str] = set()
+        self.sent: list[WalletMoneyCall] = []
+        self.applied: list[WalletMoneyCall] = []
+        self.settings_seen: list[WalletSettings] = []
+        self._answers: dict[str, tuple[dict[str, Any], WalletAccepted]] = {}
+        self._script: deque[Step] = deque()
+        self._hooks: deque[Callable[[WalletMoneyCall], None]] = deque()
+        self._refs = itertools.count(1)
+
+    # scripting
+
+    def fail_next(self, outcome: WalletOutcome | None = None, times: int = 1) -> None:
+        """Answer the next ``times`` calls with ``outcome`` without applying them (by default
+        a timeout before the wallet saw the call)."""
+        answer = outcome or WalletOutcomeUnknown("connect timeout")
+        for _ in range(times):
+            self._script.append(lambda _call: answer)
+
+    def refuse_next(self, code: str, message: str = "refused by the fake", times: int = 1) -> None:
+        self.fail_next(WalletRefusal(code, message), times)
+
+    def apply_then_unknown(self, reason: str = "read timeout", times: int = 1) -> None:
+        """Apply the next call(s) for real, then lose the answer (a timeout after apply)."""
+
+        def step(call: WalletMoneyCall) -> WalletOutcome:
+            self._apply(call)
+            return WalletOutcomeUnknown(reason)
+
+        for _ in range(times):
+            self._script.append(step)
+
+    def during_next_send(self, hook: Callable[[WalletMoneyCall], None]) -> None:
+        """Run ``hook`` while the next call is in flight (before it is answered): a
+        concurrent request arriving meanwhile."""
+        self._hooks.append(hook)
+
+    def block(self, player: str) -> None:
+        self.blocked.add(player)
+
+    # the port
+
+    def send(self, settings: WalletSettings, call: WalletMoneyCall) -> WalletOutcome:
+        self.sent.append(call)
+        self.settings_seen.append(settings)
+        if self._hooks:
+            self._hooks.popleft()(call)
+        if self._script:
+            return self._script.popleft()(call)
+        return self._apply(call)
+
+    # reads
+
+    def balance(self, player: str, currency: str) -> int:
+        return self.balances.get((player, currency), self.starting_balance)
+
+    def set_balance(self, player: str, currency: str, amount_minor: int) -> None:
+        self.balances[(player, currency)] = amount_minor
+
+    @property
+    def sent_credits(self) -> list[WalletMoneyCall]:
+        return [c for c in self.sent if c.type == CREDIT]
+
+    @property
+    def applied_credits(self) -> list[WalletMoneyCall]:
+        return [c for c in self.applied if c.type == CREDIT]
+
+    @property
+    def sent_debits(self) -> list[WalletMoneyCall]:
+        return [c for c in self.sent if c.type == DEBIT]
+
+    @property
+    def applied_debits(self) -> list[WalletMoneyCall]:
+        return [c for c in self.applied if c.type == DEBIT]
+
+    # the rules
+
+    def _apply(self, call: WalletMoneyCall) -> WalletOutcome:
+        body = call.to_body()
+        stored = self._answers.get(call.idempotency_key)
+        if stored is not None:
+            stored_body, answer = stored
+            if stored_body == body:
+                return answer
+            return WalletRefusal("DUPLICATE_TRANSACTION", "key reused with another payload")
+        if call.player_external_id in self.blocked:
+            return WalletRefusal("PLAYER_BLOCKED", "player is blocked")
+        if call.amount_minor <= 0:
+            return WalletRefusal("INVALID_AMOUNT", "amount must be positive")
+        wallet_key = (call.player_external_id, call.currency)
+        balance = self.balance(*wallet_key)
+        if call.type == DEBIT:
+            if balance < call.amount_minor:
+                return WalletRefusal("INSUFFICIENT_FUNDS", "not enough money")
+            balance -= call.amount_minor
+        else:
+            balance += call.amount_minor
+        self.balances[wallet_key] = balance
+        self.applied.append(call)
+        answer = WalletAccepted(balance, f"fake-{next(self._refs)}")
+        self._answers[call.idempotency_key] = (body, answer)
+        return answer
+
+
+# --- catalog documents -----------------------------------------------------------------------
+
+
+def prize_doc(
+    name: str, value_minor: int, odds: Any = "1", cashback_bps: int | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": name, "valueMinor": value_minor, "odds": odds}
+    if cashback_bps is not None:
+        doc["cashbackBps"] = cashback_bps
+    return doc
+
+
+def box_doc(
+    slug: str,
+    *,
+    price_minor: int = 500,
+    prizes: Iterable[dict[str, Any]] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A catalog box; ``fields`` are extra JSON fields (``refundable``, ``cashbackBps`` …)."""
+    return {
+        "slug": slug,
+        "name": slug.replace("-", " ").title(),
+        "priceMinor": price_minor,
+        "prizes": list(prizes) if prizes is not None else [prize_doc("Ring", 3200)],
+        **fields,
+    }
+
+
+# --- the harness ------------------------------------------------------------------------------
+
+
+@dataclass
+class ServiceHarness:
+    """A ``ServiceContext`` on a real database, with a fake wallet, a fixed clock and a
+    seeded random source. ``close()`` disposes the engine."""
+
+    database_url: str
+    wallet: FakeWallet = field(default_factory=FakeWallet)
+    clock: FixedClock = field(default_factory=FixedClock)
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    movement_lease_seconds: float = 15.0
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.database_url)
+        if self.engine.dialect.name == "sqlite":
+            # A throwaway test database needs no fsync per commit; this keeps the unit layer
+            # fast on a busy disk and changes nothing a test can observe.
+            event.listen(self.engine, "connect", _no_fsync)
+        self.session_factory = make_session_factory(self.engine)
+        self.ctx = ServiceContext(
+            uow_factory=self.uow,
+            wallet=self.wallet,
+            clock=self.clock,  # type: ignore[arg-type]
+            movement_lease_seconds=self.movement_lease_seconds,
+            rng=self.rng,
+        )
+
+    def uow(self) -> UnitOfWork:
+        # The port's ``__exit__(*exc)`` does not match the adapter's three-argument form
+        # for mypy, though they are the same at run time.
+        return SqlAlchemyUnitOfWork(self.session_factory)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # seeding
+
+    def create_operator(
+        self,
+        slug: str = "acme",
+        *,
+        currency: str = "EUR",
+        rates: Mapping[str, str] | None = None,
+        cashback_bps: int | None = 1000,
+        refunds_enabled: bool = True,
+        cashback_enabled: bool = True,
+    ) -> Operator:
+        operator, _key = onboarding.create_operator(
+            self.uow,
+            self.clock,
+            slug=slug,
+            currency=currency,
+            wallet_url=f"https://wallet.{slug}.example/rpc",
+            wallet_secret=f"{slug}-wallet-secret",
+            rates={
+                code: Decimal(rate)
+                for code, rate in (rates if rates is not None else {"USD": "1.1042"}).items()
+            },
+            cashback_bps=cashback_bps,
+            refunds_enabled=refunds_enabled,
+            cashback_enabled=cashback_enabled,
+        )
+        return operator
+
+    def update_operator(
+        self, slug: str, *, rates: Mapping[str, str] | None = None, **policies: Any
+    ) -> Operator:
+        return onboarding.update_operator(
+            self.uow,
+            self.clock,
+            slug,
+            rates={code: Decimal(rate) for code, rate in (rates or {}).items()},
+            **policies,
+        )
+
+    def import_catalog(self, operator_slug: str, *boxes: dict[str, Any]) -> dict[str, int]:
+        """Publish the boxes; returns ``{box slug: box version id}``."""
+        published = catalog_service.import_catalog(
+            self.uow, self.clock, operator_slug, {"boxes": list(boxes)}
+        )
+        return {p.slug: p.box_version_id for p in published}
+
+    def buy(
+        self,
+        operator: Operator,
+        player: str,
+        *box_version_ids: int,
+        mode: PurchaseMode = PurchaseMode.OPEN,
+        client_action_id: str | None = None,
+        currency: str | None = None,
+    ) -> RoundOutcome:
+        """A purchase through the real use case (one debit on the fake wallet)."""
+        return purchase(
+            self.ctx,
+            Purchase(
+                operator_id=operator.id,
+                player_external_id=player,
+                mode=mode,
+                client_action_id=client_action_id or f"act-{next(_action_ids)}",
+                currency=currency,
+                reels=tuple(ReelPick(i, v) for i, v in enumerate(box_version_ids)),
+            ),
+        )
+
+    # reads, for assertions
+
+    def item(self, operator_id: int, item_id: int) -> InventoryItem:
+        with self.uow() as uow:
+            found = uow.items.get(operator_id, item_id)
+        assert found is not None
+        return found
+
+    def round(self, operator_id: int, public_id: str) -> Round:
+        with self.uow() as uow:
+            found = uow.rounds.get_by_public_id(operator_id, public_id)
+        assert found is not None
+        return found
+
+    def movements(self) -> list[MoneyMovementRow]:
+        """Every ledger row, oldest first (detached snapshots)."""
+        with self.session_factory() as session:
+            rows = list(session.scalars(select(MoneyMovementRow).order_by(MoneyMovementRow.id)))
+            session.expunge_all()
+            return rows
+
+    def debited_rounds(self) -> list[str]:
+        """Public ids of the rounds with a debit in the ledger (voided ones too), oldest first."""
+        return [
+            m.round_public_id
+            for m in self.movements()
+            if m.round_public_id and m.kind == DEBIT_KIND
+        ]
+
+
+_action_ids = itertools.count(1)
+
+
+def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.close()
