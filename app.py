@@ -73,6 +73,8 @@ def create_app(
         ),
         clock=clock,
         movement_lease_seconds=settings.movement_lease_seconds,
+        wallet_connect_timeout_seconds=settings.wallet_connect_timeout_seconds,
+        wallet_read_timeout_seconds=settings.wallet_read_timeout_seconds,
     )
     app.extensions["lootbox"] = Container(
         settings=settings,

@@ -25,3 +25,6 @@ class ServiceContext:
     # re-drive it (at least; ``movements.lease`` stretches it past an operator's timeouts).
     movement_lease_seconds: float = 15.0
     rng: RandomSource = field(default_factory=random.SystemRandom)
+    # The service-wide wallet timeouts, for operators that override only one of the two.
+    wallet_connect_timeout_seconds: float = 2.0
+    wallet_read_timeout_seconds: float = 5.0

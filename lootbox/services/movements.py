@@ -53,8 +53,12 @@ def lease(
     no second attempt re-sends while the first is still waiting for its answer."""
     now = ctx.clock.now()
     wallet = operator.wallet
-    call_budget = (wallet.connect_timeout_seconds or 0) + (wallet.read_timeout_seconds or 0)
-    seconds = max(ctx.movement_lease_seconds, call_budget + LEASE_MARGIN_SECONDS)
+    seconds = ctx.movement_lease_seconds  # validated to exceed the default timeouts
+    if wallet.connect_timeout_seconds is not None or wallet.read_timeout_seconds is not None:
+        call_budget = (wallet.connect_timeout_seconds or ctx.wallet_connect_timeout_seconds) + (
+            wallet.read_timeout_seconds or ctx.wallet_read_timeout_seconds
+        )
+        seconds = max(seconds, call_budget + LEASE_MARGIN_SECONDS)
     token = uow.ledger.claim(movement.id, now, now + timedelta(seconds=seconds))
     if token is None:
         raise OperationInProgress(retry_after_seconds=_seconds_left(ctx, movement))

@@ -233,14 +233,19 @@ def _good_debit() -> dict[str, Any]:
     [
         pytest.param({"secret": "not-our-secret"}, id="unknown-secret"),
         pytest.param({"sign_body": b'{"amountMinor": 1}'}, id="tampered-body"),
-        pytest.param({"timestamp": int(time.time()) - 301}, id="timestamp-too-old"),
-        pytest.param({"timestamp": int(time.time()) + 400}, id="timestamp-in-future"),
+        # Offsets, not absolute times: parameters are built at collection, long before
+        # the test runs in a full suite.
+        pytest.param({"timestamp_offset": -301}, id="timestamp-too-old"),
+        pytest.param({"timestamp_offset": 400}, id="timestamp-in-future"),
         pytest.param({"headers": {"X-Signature": "0" * 64}}, id="wrong-signature"),
         pytest.param({"headers": {"X-Timestamp": "12.5"}}, id="timestamp-not-seconds"),
         pytest.param({"headers": {"X-Signature": "ünïcode"}}, id="non-hex-signature"),
     ],
 )
 def test_badly_signed_calls_are_refused_401(client: WalletClient, kwargs: dict[str, Any]) -> None:
+    kwargs = dict(kwargs)
+    if "timestamp_offset" in kwargs:
+        kwargs["timestamp"] = int(time.time()) + kwargs.pop("timestamp_offset")
     response = client.post(_good_debit(), **kwargs)
 
     assert response.status_code == 401

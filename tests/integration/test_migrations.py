@@ -1,0 +1,183 @@
+"""Alembic builds exactly the schema the models describe, on SQLite and on PostgreSQL.
+
+The money invariants live in the schema (partial unique indexes, CHECKs), so a migration
+that drifts from ``lootbox.persistence.models`` would silently drop one of them in
+production while every model-based test still passes. Each test migrates a database that
+is empty to begin with and asks Alembic's autogenerate comparison for differences.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import CheckConstraint, Engine, create_engine, inspect, text
+from sqlalchemy.engine import make_url
+
+from lootbox.persistence.database import normalize_database_url
+from lootbox.persistence.migrate import alembic_config, upgrade_database
+from lootbox.persistence.models import Base
+from tests.services import postgres_url
+
+# What ``compare_metadata`` does not look at: CHECK constraints and the WHERE clause of a
+# partial index. These carry the money invariants, so they are compared here by hand.
+PARTIAL = ("postgresql", "sqlite")
+
+
+def model_checks() -> dict[str, set[str]]:
+    return {
+        table.name: {str(c.name) for c in table.constraints if isinstance(c, CheckConstraint)}
+        for table in Base.metadata.sorted_tables
+    }
+
+
+def model_partial_indexes() -> dict[str, str]:
+    """Partial index name -> its WHERE clause, as the models write it."""
+    found = {}
+    for table in Base.metadata.sorted_tables:
+        for index in table.indexes:
+            where = index.dialect_options["postgresql"]["where"]
+            if where is not None:
+                assert str(index.dialect_options["sqlite"]["where"]) == str(where)
+                found[str(index.name)] = str(where)
+    return found
+
+
+def literals(sql: str) -> list[str]:
+    return sorted(re.findall(r"'([^']*)'", sql))
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def schema_differences(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def assert_checks_and_partial_indexes_match(engine: Engine) -> None:
+    inspector = inspect(engine)
+    for table, names in model_checks().items():
+        found = {check["name"] for check in inspector.get_check_constraints(table)}
+        assert found == names, table
+
+    expected = model_partial_indexes()
+    assert len(expected) == 5
+    reflected = {}
+    for table in inspector.get_table_names():
+        for index in inspector.get_indexes(table):
+            for dialect in PARTIAL:
+                where = index.get("dialect_options", {}).get(f"{dialect}_where")
+                if where is not None:
+                    reflected[index["name"]] = str(where)
+    assert set(reflected) == set(expected)
+    for name, where in expected.items():
+        # PostgreSQL rewrites the clause (casts, ANY(ARRAY[...])) but keeps its literals.
+        assert literals(reflected[name]) == literals(where), name
+        if engine.dialect.name == "sqlite":
+            assert " ".join(reflected[name].split()) == where, name
+
+
+@pytest.fixture
+def empty_postgres() -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database of this test's own; its URL (dropped after)."""
+    admin_url = make_url(normalize_database_url(postgres_url()))
+    name = f"lootbox_m_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_upgrade_head_on_empty_sqlite_matches_the_models(tmp_path: Path) -> None:
+    # A directory that does not exist yet: the release step must create it.
+    url = f"sqlite:///{tmp_path / 'instance' / 'lootbox.sqlite3'}"
+    upgrade_database(url)
+    engine = create_engine(url)
+    try:
+        assert current_revision(engine) == head_revision()
+        assert schema_differences(engine) == []
+        assert_checks_and_partial_indexes_match(engine)
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_head_on_empty_postgres_matches_the_models(empty_postgres: str) -> None:
+    engine = create_engine(empty_postgres)
+    try:
+        assert set(inspect(engine).get_table_names()) == set()
+        upgrade_database(empty_postgres)
+        assert current_revision(engine) == head_revision()
+        assert schema_differences(engine) == []
+        assert_checks_and_partial_indexes_match(engine)
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lootbox.sqlite3'}"
+    upgrade_database(url)
+    upgrade_database(url)  # the release step runs on every deploy
+    engine = create_engine(url)
+    try:
+        assert current_revision(engine) == head_revision()
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_the_comparison_notices_a_missing_invariant(tmp_path: Path) -> None:
+    """Guard against a comparison that cannot fail: drop one partial unique index."""
+    url = f"sqlite:///{tmp_path / 'lootbox.sqlite3'}"
+    upgrade_database(url)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP INDEX uq_money_movements_live_item_credit"))
+        differences = schema_differences(engine)
+    finally:
+        engine.dispose()
+    assert [d[0] for d in differences] == ["add_index"]
+    assert differences[0][1].name == "uq_money_movements_live_item_credit"
+
+
+def test_paas_postgres_url_form_is_accepted(empty_postgres: str) -> None:
+    """PaaS add-ons hand out ``postgres://user:pass@host/db``; SQLAlchemy alone rejects it."""
+    url = make_url(empty_postgres)
+    paas_url = url.render_as_string(hide_password=False).replace(
+        f"{url.drivername}://", "postgres://", 1
+    )
+    assert paas_url.startswith("postgres://")
+
+    upgrade_database(paas_url)
+
+    engine = create_engine(empty_postgres)
+    try:
+        assert current_revision(engine) == head_revision()
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
