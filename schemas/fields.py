@@ -12,8 +12,11 @@ from lootbox.currencies import is_known
 # 1 to 255 printable ASCII characters without whitespace (contract section 7).
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 CLIENT_ACTION_ID = re.compile(r"^[\x21-\x7e]{1,80}$")
-# Opaque, but no control characters: it is logged and sent to the wallet.
-PLAYER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,190}$")
+# Opaque, but no control characters (it is logged and sent to the wallet) and valid
+# Unicode: a lone surrogate cannot be encoded into a key, a log line or a database.
+PLAYER_ID = re.compile(r"^[^\x00-\x1f\x7f\ud800-\udfff]{1,190}$")
+# Round ids are r_<ULID>; anything printable is looked up (and not found), the rest is 400.
+ROUND_PUBLIC_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 MAX_ID = 2**63 - 1
 
 
@@ -65,7 +68,7 @@ def currency(**kwargs: Any) -> fields.String:
 
 def round_public_id(**kwargs: Any) -> fields.String:
     return fields.String(
-        validate=validate.Length(min=1, max=64),
+        validate=validate.Regexp(ROUND_PUBLIC_ID, error="1 to 64 printable ASCII characters"),
         metadata={"example": "r_01JD3ZQ5X4G8W9V2K7M6N5P4R3"},
         **kwargs,
     )

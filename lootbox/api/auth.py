@@ -3,6 +3,7 @@ before anything parses it."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,9 @@ from lootbox.domain.errors import InvalidSignature, MissingHeaders, TimestampSke
 from lootbox.domain.records import Operator
 from lootbox.ports import UnitOfWork
 from lootbox.signing import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_matches
+
+UNIX_SECONDS = re.compile(r"^[0-9]{1,12}$")
+KEY_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,11 @@ class Authenticator:
         INVALID_SIGNATURE alike, so a caller cannot probe which key ids exist."""
         if not (req.key_id and req.timestamp and req.signature):
             raise MissingHeaders()
-        try:
-            timestamp = int(req.timestamp)
-        except ValueError:
-            raise TimestampSkew("X-Timestamp must be Unix seconds") from None
+        if not UNIX_SECONDS.match(req.timestamp):
+            raise TimestampSkew("X-Timestamp must be Unix seconds")
+        if not KEY_ID.match(req.key_id):
+            raise InvalidSignature()  # never looked up: it cannot be one of ours
+        timestamp = int(req.timestamp)
         if abs(self.clock() - timestamp) > self.max_skew_seconds:
             raise TimestampSkew()
         with self.uow_factory() as uow:

@@ -21,6 +21,7 @@ log = logging.getLogger("lootbox.api")
 STATUS: dict[type[e.LootboxError], int] = {
     e.AuthenticationError: 401,
     e.ValidationFailed: 400,
+    e.UnsupportedMediaType: 415,
     e.NotFound: 404,
     e.CashbackNotAvailable: 422,
     e.CurrencyNotSupported: 422,

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from lootbox.api.auth import SignedRequest
 from lootbox.api.idempotent import idempotent
 from lootbox.container import container
-from lootbox.domain.errors import LootboxError
+from lootbox.domain.errors import UnsupportedMediaType
 from lootbox.domain.records import Operator
 from lootbox.domain.states import PurchaseMode
 from lootbox.services.cancel import CancelResult, CancelRound, cancel_round, default_cancel_key
@@ -40,11 +40,6 @@ from schemas.s2s import (
 blp = Blueprint(
     "s2s", __name__, url_prefix="/api/s2s", description="Server-to-server API, HMAC-signed"
 )
-
-
-class UnsupportedMediaType(LootboxError):
-    code = "UNSUPPORTED_MEDIA_TYPE"
-    default_message = "send Content-Type: application/json"
 
 
 @blp.before_request

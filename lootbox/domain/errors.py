@@ -49,6 +49,11 @@ class ValidationFailed(LootboxError):
     default_message = "request is invalid"
 
 
+class UnsupportedMediaType(LootboxError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    default_message = "send Content-Type: application/json"
+
+
 # --- not found ----------------------------------------------------------------------------
 
 

@@ -105,7 +105,11 @@ class IdempotencyGuard:
                 if seen.state == "completed":
                     return _replay(seen)
             else:
-                claim = self._claim_durable(req)
+                try:
+                    claim = self._claim_durable(req)
+                except BaseException:
+                    self._release_fast(req)  # else retries would wait out the Redis lease
+                    raise
                 if claim.outcome == "claimed":
                     return self._execute(req, claim.lease_token, execute)
                 self._release_fast(req)

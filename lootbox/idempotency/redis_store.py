@@ -108,7 +108,7 @@ class RedisIdempotencyStore:
         lease_ms = max(1, round(lease_seconds * 1000))
         try:
             raw = self._claim_script(keys=[name], args=[_encode(record), lease_ms])
-        except RedisError as exc:
+        except (RedisError, UnicodeError) as exc:
             raise StoreUnavailable(f"redis claim of {name!r} failed: {exc}") from exc
         if raw is None:
             return None
@@ -127,7 +127,7 @@ class RedisIdempotencyStore:
         name = self.redis_key(scope, key)
         try:
             raw = self._client.get(name)
-        except RedisError as exc:
+        except (RedisError, UnicodeError) as exc:
             raise StoreUnavailable(f"redis get of {name!r} failed: {exc}") from exc
         if raw is None:
             return None
@@ -139,14 +139,14 @@ class RedisIdempotencyStore:
         name = self.redis_key(scope, key)
         try:
             self._client.set(name, _encode(record), ex=max(1, int(ttl_seconds)))
-        except RedisError as exc:
+        except (RedisError, UnicodeError) as exc:
             raise StoreUnavailable(f"redis complete of {name!r} failed: {exc}") from exc
 
     def release(self, scope: str, key: str, request_id: str) -> None:
         name = self.redis_key(scope, key)
         try:
             self._release_script(keys=[name], args=[request_id])
-        except RedisError as exc:
+        except (RedisError, UnicodeError) as exc:
             raise StoreUnavailable(f"redis release of {name!r} failed: {exc}") from exc
 
 
@@ -235,7 +235,7 @@ def make_redis_client(
     stand_in = fakeredis.FakeRedis()
     try:
         stand_in.eval("return 1", 0)
-    except RedisError as exc:
+    except (RedisError, UnicodeError) as exc:
         # Without Lua every claim would fail and the fast path would silently be off.
         raise RuntimeError(
             "the in-process Redis stand-in needs Lua: install lupa (fakeredis[lua])"

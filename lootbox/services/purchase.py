@@ -112,8 +112,9 @@ class RoundOutcome:
 
 def purchase_key(player_external_id: str, client_action_id: str) -> str:
     """The idempotency key of a purchase: the player's action, scoped to the player so two
-    players' ``clientActionId`` values never collide."""
-    return f"purchase:{player_external_id}:{client_action_id}"
+    players' ``clientActionId`` values never collide. The player id is length-prefixed,
+    because both ids may contain ``:`` (``acct:7`` + ``x`` vs ``acct`` + ``7:x``)."""
+    return f"purchase:{len(player_external_id)}:{player_external_id}:{client_action_id}"
 
 
 def default_open_key(round_public_id: str) -> str:

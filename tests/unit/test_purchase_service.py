@@ -194,7 +194,8 @@ def test_the_same_action_id_of_two_players_makes_two_rounds(shop: Shop) -> None:
 
 
 def test_the_purchase_key_is_scoped_to_the_player() -> None:
-    assert purchase_key("u_1", "a-1") == "purchase:u_1:a-1"
+    assert purchase_key("u_1", "a-1") == "purchase:3:u_1:a-1"
+    assert purchase_key("acct:7", "x") != purchase_key("acct", "7:x")
     assert purchase_key("u_1", "a-1") != purchase_key("u_2", "a-1")
 
 
