@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import CursorResult, delete, select, update
 
@@ -91,12 +92,7 @@ class IdempotencyRecordRepository(_Repository):
     ) -> bool:
         result = self.session.execute(
             update(IdempotencyRecordRow)
-            .where(
-                IdempotencyRecordRow.operator_id == operator_id,
-                IdempotencyRecordRow.idempotency_key == key,
-                IdempotencyRecordRow.state == "in_progress",
-                IdempotencyRecordRow.lease_token == lease_token,
-            )
+            .where(*self._held(operator_id, key, lease_token))
             .values(
                 state="completed",
                 status_code=status,
@@ -113,24 +109,24 @@ class IdempotencyRecordRepository(_Repository):
         moved money, so the next attempt with this key must be the same request."""
         self.session.execute(
             update(IdempotencyRecordRow)
-            .where(
-                IdempotencyRecordRow.operator_id == operator_id,
-                IdempotencyRecordRow.idempotency_key == key,
-                IdempotencyRecordRow.state == "in_progress",
-                IdempotencyRecordRow.lease_token == lease_token,
-            )
+            .where(*self._held(operator_id, key, lease_token))
             .values(lease_expires_at=now)
         )
 
     def release(self, *, operator_id: int, key: str, lease_token: int) -> None:
         """Forget a non-final attempt so that a retry re-evaluates from scratch."""
         self.session.execute(
-            delete(IdempotencyRecordRow).where(
-                IdempotencyRecordRow.operator_id == operator_id,
-                IdempotencyRecordRow.idempotency_key == key,
-                IdempotencyRecordRow.state == "in_progress",
-                IdempotencyRecordRow.lease_token == lease_token,
-            )
+            delete(IdempotencyRecordRow).where(*self._held(operator_id, key, lease_token))
+        )
+
+    @staticmethod
+    def _held(operator_id: int, key: str, lease_token: int) -> tuple[Any, ...]:
+        """The record is still in progress under this caller's lease (fencing token)."""
+        return (
+            IdempotencyRecordRow.operator_id == operator_id,
+            IdempotencyRecordRow.idempotency_key == key,
+            IdempotencyRecordRow.state == "in_progress",
+            IdempotencyRecordRow.lease_token == lease_token,
         )
 
     @staticmethod
