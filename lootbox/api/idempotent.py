@@ -30,7 +30,6 @@ def idempotent(endpoint: str, key_of: KeyOf, normalize: Normalizer) -> Callable[
         def wrapper(args: dict[str, Any]) -> Response:
             operator: Operator = g.operator
             key = key_of(args)
-            g.idempotency_key = key
             request = Request(
                 operator_id=operator.id,
                 operator_slug=operator.slug,
@@ -45,7 +44,6 @@ def idempotent(endpoint: str, key_of: KeyOf, normalize: Normalizer) -> Callable[
                 return response.status_code, response.get_data()
 
             answer = container().guard.run(request, execute)
-            g.idempotency_outcome = answer.outcome
             response = current_app.response_class(
                 answer.body, status=answer.status, mimetype="application/json"
             )

@@ -32,7 +32,6 @@ from lootbox.persistence.models import (
     ApiKeyRow,
     BoxRow,
     BoxVersionRow,
-    IdempotencyRecordRow,
     InventoryItemRow,
     MoneyMovementRow,
     OperatorRateRow,
@@ -720,7 +719,6 @@ def _movement(row: MoneyMovementRow) -> MoneyMovement:
 __all__ = [
     "BoxSpec",
     "CatalogRepository",
-    "IdempotencyRecordRow",
     "InventoryRepository",
     "LedgerRepository",
     "NewMovement",

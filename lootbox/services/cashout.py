@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from lootbox import currencies
 from lootbox.domain.cashback import CashbackPolicy, cashback_minor
 from lootbox.domain.errors import (
     CashbackNotAvailable,
@@ -14,7 +13,6 @@ from lootbox.domain.errors import (
     InventoryItemNotFound,
     OperationInProgress,
 )
-from lootbox.domain.money import convert_minor
 from lootbox.domain.records import (
     InventoryItem,
     MoneyMovement,
@@ -27,6 +25,7 @@ from lootbox.domain.states import ItemState, external_item_state
 from lootbox.persistence.repositories import NewMovement
 from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome
 from lootbox.services.context import ServiceContext
+from lootbox.services.fx import from_operator_currency, rate_for
 from lootbox.services.movements import Leased, drive_credit, lease, record
 
 
@@ -75,11 +74,14 @@ def cash_out(ctx: ServiceContext, cmd: CashOut) -> CashoutResult:
         _settle_item,
         _result,
         lambda: CashbackNotAvailable("the item was cashed back by an earlier request"),
-        matches=lambda movement: (
-            movement.currency == cmd.currency
-            or (cmd.currency is None and movement.currency == movement.operator_currency)
-        ),
+        matches=lambda movement: _asks_for(cmd, movement),
     )
+
+
+def _asks_for(cmd: CashOut, movement: MoneyMovement) -> bool:
+    """The movement under this request's key credits the currency the request names
+    (omitted: the operator currency), so it is this request's operation."""
+    return movement.currency == (cmd.currency or movement.operator_currency)
 
 
 def _prepare(ctx: ServiceContext, cmd: CashOut) -> CashoutResult | Leased:
@@ -91,7 +93,7 @@ def _prepare(ctx: ServiceContext, cmd: CashOut) -> CashoutResult | Leased:
         live: MoneyMovement | None = uow.ledger.live_cashback(item.id)
         if live is not None and live.status is MovementStatus.ACCEPTED:
             if live.idempotency_key == cmd.idempotency_key:
-                if live.currency != (cmd.currency or operator.currency):
+                if not _asks_for(cmd, live):
                     raise IdempotencyKeyReused()
                 return _result(live, live.balance_after_minor)  # the same request, again
             raise CashbackNotAvailable("the item is already cashed back")
@@ -147,20 +149,10 @@ def quote_cashback(
         raise CashbackNotAvailable("cashback is disabled or has no rule for this item")
     operator_amount = cashback_minor(item.value_minor, bps)
     target = currency or operator.currency
-    if target == operator.currency:
-        rate = Decimal(1)
-        amount = operator_amount
-    else:
-        found = operator.rates.get(target)
-        if found is None:
-            raise CashbackNotAvailable(f"no rate configured for {target}")
-        rate = found
-        amount = convert_minor(
-            operator_amount,
-            currencies.exponent(operator.currency),
-            currencies.exponent(target),
-            rate,
-        )
+    rate = rate_for(operator, target)
+    if rate is None:
+        raise CashbackNotAvailable(f"no rate configured for {target}")
+    amount = from_operator_currency(operator_amount, operator.currency, target, rate)
     if amount <= 0:
         raise CashbackNotAvailable("the item's cashback value is zero")
     return CashbackQuote(operator_amount, amount, target, rate)

@@ -27,7 +27,6 @@ from lootbox.ports import (
     WalletAccepted,
     WalletMoneyCall,
     WalletOutcome,
-    WalletOutcomeUnknown,
     WalletRefusal,
 )
 from lootbox.services.context import ServiceContext
@@ -120,10 +119,6 @@ def send_and_settle(ctx: ServiceContext, leased: Leased, on_settle: SettleHook) 
             on_settle(uow, leased, outcome, now)
         uow.commit()
     return outcome
-
-
-def is_unknown(outcome: WalletOutcome) -> bool:
-    return isinstance(outcome, WalletOutcomeUnknown)
 
 
 def record(uow: UnitOfWork, new: NewMovement, now: datetime) -> MoneyMovement | None:

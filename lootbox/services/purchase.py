@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from lootbox import currencies
 from lootbox.domain.draw import RandomSource, draw
 from lootbox.domain.errors import (
     BoxNotPlayable,
@@ -20,7 +19,6 @@ from lootbox.domain.errors import (
     WalletRefused,
     WalletUnavailable,
 )
-from lootbox.domain.money import convert_minor
 from lootbox.domain.records import (
     BoxVersion,
     MovementKind,
@@ -40,6 +38,7 @@ from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome, WalletRefus
 from lootbox.services.cancel import settle_refund
 from lootbox.services.cashout import quote_cashback
 from lootbox.services.context import ServiceContext
+from lootbox.services.fx import from_operator_currency, rate_for
 from lootbox.services.movements import Leased, lease, send_and_settle
 from lootbox.services.public_ids import new_round_public_id
 
@@ -227,14 +226,10 @@ def _playable_box(uow: UnitOfWork, operator: Operator, pick: ReelPick) -> BoxVer
 
 
 def _convert(operator: Operator, amount_minor: int, currency: str) -> tuple[Decimal, int]:
-    if currency == operator.currency:
-        return Decimal(1), amount_minor
-    rate = operator.rates.get(currency)
+    rate = rate_for(operator, currency)
     if rate is None:
         raise CurrencyNotSupported(f"no rate configured for {currency}")
-    converted = convert_minor(
-        amount_minor, currencies.exponent(operator.currency), currencies.exponent(currency), rate
-    )
+    converted = from_operator_currency(amount_minor, operator.currency, currency, rate)
     if converted <= 0:
         raise CurrencyNotSupported(f"the price converts to nothing in {currency}")
     return rate, converted
@@ -386,7 +381,9 @@ def describe_round(
     )
     payout = None
     if round_.status is RoundStatus.SETTLED:
-        payout = _payout(operator, round_, sum(i.value_minor for i in items))
+        payout = from_operator_currency(
+            sum(i.value_minor for i in items), operator.currency, round_.currency, round_.rate
+        )
     return RoundOutcome(
         public_id=round_.public_id,
         status=external_round_status(round_.status),
@@ -398,17 +395,6 @@ def describe_round(
         won_items=won,
         balance_after_minor=balance_after_minor,
         created_at=round_.created_at,
-    )
-
-
-def _payout(operator: Operator, round_: Round, operator_value: int) -> int:
-    if round_.currency == operator.currency:
-        return operator_value
-    return convert_minor(
-        operator_value,
-        currencies.exponent(operator.currency),
-        currencies.exponent(round_.currency),
-        round_.rate,
     )
 
 
