@@ -125,6 +125,21 @@ class MovementStatus(StrEnum):
     REFUSED = "refused"
 
 
+class MovementPhase(StrEnum):
+    """Where a money movement stands, as far as the ledger row can tell after any crash.
+
+    The row is written (``recorded``) and leased in one transaction *before* the wallet is
+    called; the wallet's answer and the subject's new state are written together in one
+    later transaction, so an answer is never known without being final.
+    """
+
+    RECORDED = "recorded"  # pending and never leased: not sent yet
+    IN_FLIGHT = "in_flight"  # pending under an unexpired lease: a call may be on the wire
+    OUTCOME_UNKNOWN = "outcome_unknown"  # pending, lease expired: sent or not, re-drive it
+    ACCEPTED = "accepted"  # final: the wallet applied it
+    REFUSED = "refused"  # final: the wallet refused it; its key is not consumed
+
+
 @dataclass(frozen=True)
 class MoneyMovement:
     """One ledger row: one wallet operation, identified by its idempotency key."""
@@ -151,3 +166,12 @@ class MoneyMovement:
     refusal_code: str | None
     attempts: int
     created_at: datetime
+
+    def phase(self, now: datetime) -> MovementPhase:
+        if self.status is MovementStatus.ACCEPTED:
+            return MovementPhase.ACCEPTED
+        if self.status is MovementStatus.REFUSED:
+            return MovementPhase.REFUSED
+        if self.lease_expires_at is not None and self.lease_expires_at > now:
+            return MovementPhase.IN_FLIGHT
+        return MovementPhase.OUTCOME_UNKNOWN if self.attempts else MovementPhase.RECORDED

@@ -553,6 +553,36 @@ class LedgerRepository(_Repository):
         )
         return _movement(row) if row else None
 
+    def due_for_redrive(
+        self, now: datetime, *, after_id: int = 0, limit: int = 100
+    ) -> list[MoneyMovement]:
+        """Pending movements nobody holds a live lease on, oldest first from ``after_id``:
+        what the reconciler re-sends. Keyset-paged on the id, so a pass never revisits a
+        row and never skips one that was due when the pass reached it."""
+        rows = self.session.scalars(
+            select(MoneyMovementRow)
+            .where(MoneyMovementRow.id > after_id, *self._due(now))
+            .order_by(MoneyMovementRow.id)
+            .limit(limit)
+        )
+        return [_movement(row) for row in rows]
+
+    def count_due_for_redrive(self, now: datetime) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count()).select_from(MoneyMovementRow).where(*self._due(now))
+            )
+            or 0
+        )
+
+    @staticmethod
+    def _due(now: datetime) -> tuple[Any, ...]:
+        return (
+            MoneyMovementRow.status == str(MovementStatus.PENDING),
+            (MoneyMovementRow.lease_expires_at.is_(None))
+            | (MoneyMovementRow.lease_expires_at <= now),
+        )
+
     def _live(self, *criteria: Any) -> MoneyMovement | None:
         row = self.session.scalar(
             select(MoneyMovementRow).where(*criteria, MoneyMovementRow.status.in_(_LIVE))
@@ -608,6 +638,8 @@ class LedgerRepository(_Repository):
                 refusal_message=None,
                 completed_at=None,
                 lease_expires_at=None,
+                attempts=0,
+                last_error=None,
                 updated_at=now,
             )
         )

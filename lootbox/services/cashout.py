@@ -71,7 +71,7 @@ def cash_out(ctx: ServiceContext, cmd: CashOut) -> CashoutResult:
         ctx,
         cmd.idempotency_key,
         lambda: _prepare(ctx, cmd),
-        _settle_item,
+        settle_cashback,
         _result,
         lambda: CashbackNotAvailable("the item was cashed back by an earlier request"),
         matches=lambda movement: _asks_for(cmd, movement),
@@ -158,7 +158,9 @@ def quote_cashback(
     return CashbackQuote(operator_amount, amount, target, rate)
 
 
-def _settle_item(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
+def settle_cashback(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
+    """A cashback's outcome moves the item: accepted → ``cashed_back``, refused →
+    ``unresolved`` (the player may try again)."""
     item_id = leased.movement.inventory_item_id
     assert item_id is not None
     target = ItemState.CASHED_BACK if isinstance(outcome, WalletAccepted) else ItemState.UNRESOLVED

@@ -7,6 +7,7 @@ transaction, so no row lock is held across the network.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,12 @@ from lootbox.ports import (
     WalletRefusal,
 )
 from lootbox.services.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+# What a wallet answers for a key it already holds another payload under (contract section
+# 6 wants it to replay the same payload's answer instead; some wallets do not).
+DUPLICATE_TRANSACTION = "DUPLICATE_TRANSACTION"
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,9 @@ SettleHook = Callable[[UnitOfWork, Leased, WalletOutcome, datetime], None]
 def send_and_settle(ctx: ServiceContext, leased: Leased, on_settle: SettleHook) -> WalletOutcome:
     """Call the wallet, then record the outcome and let ``on_settle`` move the subject
     (item or round) in the same transaction as the ledger row."""
-    outcome = ctx.wallet.send(leased.operator.wallet, wallet_call(leased.movement))
+    outcome = _resend_answer(
+        leased, ctx.wallet.send(leased.operator.wallet, wallet_call(leased.movement))
+    )
     with ctx.uow_factory() as uow:
         now = ctx.clock.now()
         m, token = leased.movement, leased.token
@@ -118,6 +127,24 @@ def send_and_settle(ctx: ServiceContext, leased: Leased, on_settle: SettleHook) 
         if settled:
             on_settle(uow, leased, outcome, now)
         uow.commit()
+    return outcome
+
+
+def _resend_answer(leased: Leased, outcome: WalletOutcome) -> WalletOutcome:
+    """A wallet that answers a re-send with ``DUPLICATE_TRANSACTION`` holds an operation
+    under this key. We only ever send one payload per armed key, and this payload was sent
+    before (``attempts``), so that operation is ours: the earlier send was applied and its
+    answer lost. Taking it as a refusal would free the item or round for a second credit."""
+    if (
+        isinstance(outcome, WalletRefusal)
+        and outcome.code == DUPLICATE_TRANSACTION
+        and leased.movement.attempts > 0
+    ):
+        log.warning(
+            "wallet answered DUPLICATE_TRANSACTION to re-sent key %r: taken as applied",
+            leased.movement.idempotency_key,
+        )
+        return WalletAccepted(balance_after_minor=None, provider_txn_ref=None)
     return outcome
 
 

@@ -39,7 +39,7 @@ from lootbox.services.cancel import settle_refund
 from lootbox.services.cashout import quote_cashback
 from lootbox.services.context import ServiceContext
 from lootbox.services.fx import from_operator_currency, rate_for
-from lootbox.services.movements import Leased, lease, send_and_settle
+from lootbox.services.movements import Leased, SettleHook, lease, send_and_settle
 from lootbox.services.public_ids import new_round_public_id
 
 
@@ -127,7 +127,7 @@ def purchase(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome:
     step = _prepare(ctx, cmd)
     if isinstance(step, RoundOutcome):
         return step
-    outcome = send_and_settle(ctx, step, _settler(ctx.rng))
+    outcome = send_and_settle(ctx, step, settle_debit(ctx.rng))
     if isinstance(outcome, WalletRefusal):
         raise WalletRefused(outcome.code, outcome.message)
     if not isinstance(outcome, WalletAccepted):
@@ -235,7 +235,10 @@ def _convert(operator: Operator, amount_minor: int, currency: str) -> tuple[Deci
     return rate, converted
 
 
-def _settler(rng: RandomSource):  # type: ignore[no-untyped-def]
+def settle_debit(rng: RandomSource) -> SettleHook:
+    """A debit's outcome moves its round: refused → ``voided``; accepted → ``held``
+    (pre-pay) or drawn and ``settled`` (atomic open), with ``rng`` for the draw."""
+
     def settle(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
         round_id = leased.movement.round_id
         assert round_id is not None

@@ -1,20 +1,16 @@
-"""Flask CLI: operator onboarding, catalog import, migrations. JSON on stdout, so scripts
-(and our own acceptance checks) can read it; errors as JSON on stderr with exit code 1."""
+"""Operator onboarding, catalog import and migrations: ``flask operators|catalog|db``."""
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from decimal import Decimal
-from functools import wraps
 from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import AppGroup
 
-from lootbox.domain.errors import LootboxError
+from lootbox.cli.output import emit, json_errors
 from lootbox.domain.money import format_rate, parse_rate
 from lootbox.persistence.migrate import upgrade_database
 from lootbox.services import catalog, onboarding
@@ -24,22 +20,6 @@ keys_cli = AppGroup("keys", help="Create and revoke an operator's API keys.")
 catalog_cli = AppGroup("catalog", help="Import boxes and prizes.")
 db_cli = AppGroup("db", help="Database schema migrations.")
 operators_cli.add_command(keys_cli)
-
-
-def _emit(document: dict[str, Any]) -> None:
-    click.echo(json.dumps(document))
-
-
-def _json_errors(command: Callable[..., None]) -> Callable[..., None]:
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            command(*args, **kwargs)
-        except LootboxError as exc:
-            click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}), err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 def _rates(values: tuple[str, ...]) -> dict[str, Decimal]:
@@ -69,7 +49,7 @@ def _deps() -> tuple[Any, Any]:
 @click.option("--cashback-bps", type=click.IntRange(min=0), default=None)
 @click.option("--refunds/--no-refunds", default=True, show_default=True)
 @click.option("--cashback/--no-cashback", default=True, show_default=True)
-@_json_errors
+@json_errors
 def create_operator(
     slug: str,
     currency: str,
@@ -94,7 +74,7 @@ def create_operator(
         refunds_enabled=refunds,
         cashback_enabled=cashback,
     )
-    _emit(
+    emit(
         {
             "slug": operator.slug,
             "currency": operator.currency,
@@ -114,7 +94,7 @@ def create_operator(
 @click.option("--wallet-secret", default=None)
 @click.option("--wallet-connect-timeout", type=float, default=None, help="Seconds.")
 @click.option("--wallet-read-timeout", type=float, default=None, help="Seconds.")
-@_json_errors
+@json_errors
 def update_operator(
     slug: str,
     rates: tuple[str, ...],
@@ -141,7 +121,7 @@ def update_operator(
         wallet_connect_timeout_seconds=wallet_connect_timeout,
         wallet_read_timeout_seconds=wallet_read_timeout,
     )
-    _emit(
+    emit(
         {
             "slug": operator.slug,
             "currency": operator.currency,
@@ -158,28 +138,28 @@ def update_operator(
 
 @keys_cli.command("create")
 @click.argument("slug")
-@_json_errors
+@json_errors
 def create_key(slug: str) -> None:
     """Add an API key (rotation: add, deploy, then revoke the old one)."""
     uow_factory, clock = _deps()
     key = onboarding.create_api_key(uow_factory, clock, slug)
-    _emit({"keyId": key.key_id, "secret": key.secret})
+    emit({"keyId": key.key_id, "secret": key.secret})
 
 
 @keys_cli.command("revoke")
 @click.argument("key_id")
-@_json_errors
+@json_errors
 def revoke_key(key_id: str) -> None:
     """Revoke an API key."""
     uow_factory, clock = _deps()
     onboarding.revoke_api_key(uow_factory, clock, key_id)
-    _emit({"keyId": key_id, "revoked": True})
+    emit({"keyId": key_id, "revoked": True})
 
 
 @catalog_cli.command("import")
 @click.argument("slug")
 @click.argument("file", type=click.File("rb"))
-@_json_errors
+@json_errors
 def import_catalog(slug: str, file: Any) -> None:
     """Import boxes from a JSON file; a changed box gets a new version."""
     try:
@@ -189,7 +169,7 @@ def import_catalog(slug: str, file: Any) -> None:
         raise click.BadParameter(f"not JSON: {exc}") from None
     uow_factory, clock = _deps()
     published = catalog.import_catalog(uow_factory, clock, slug, document)
-    _emit(
+    emit(
         {
             "boxes": [
                 {"slug": box.slug, "boxId": box.box_id, "boxVersionId": box.box_version_id}
@@ -205,9 +185,4 @@ def db_upgrade(revision: str) -> None:
     """Apply Alembic migrations to DATABASE_URL."""
     settings = current_app.extensions["lootbox"].settings
     upgrade_database(settings.database_url, revision)
-    _emit({"database": "upgraded", "revision": revision})
-
-
-def init_app(app: Flask) -> None:
-    for group in (operators_cli, catalog_cli, db_cli):
-        app.cli.add_command(group)
+    emit({"database": "upgraded", "revision": revision})
