@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from lootbox.cli.output import ProgressLine, emit, json_errors
 from lootbox.services.reconcile import (
@@ -39,6 +40,7 @@ log = logging.getLogger("lootbox.reconcile")
     show_default=True,
     help="Wallet calls in flight at once.",
 )
+@with_appcontext
 @json_errors
 def reconcile_command(loop: bool, interval: float, concurrency: int) -> None:
     """Re-send every pending money movement whose lease has expired, with its own key
