@@ -98,12 +98,23 @@ class IdempotencyGuard:
         ``execute`` propagate after the key is released.
         """
         deadline = self.monotonic() + self.wait_seconds
+        consulted_database = False
         while True:
             seen = self._claim_fast(req)
             if seen is not None:
                 self._check_fingerprint(req, seen)
                 if seen.state == "completed":
                     return _replay(seen)
+                # Redis says a request holds the key. The hold may be stale: a claim that
+                # reached a slow Redis after its request had finished through the database,
+                # or a release lost while Redis was down. The database has the last word
+                # on a finished request, so ask it once before waiting, and at the end.
+                if not consulted_database or self.monotonic() >= deadline:
+                    consulted_database = True
+                    finished = self._completed_durably(req)
+                    if finished is not None:
+                        self._backfill_fast(req, finished)
+                        return _replay(finished)
             else:
                 try:
                     claim = self._claim_durable(req)
@@ -140,6 +151,14 @@ class IdempotencyGuard:
         except StoreUnavailable:
             log.warning("redis unavailable, idempotency falls back to the database")
             return None
+
+    def _completed_durably(self, req: Request) -> IdempotencyRecord | None:
+        with self.uow_factory() as uow:
+            record: IdempotencyRecord | None = uow.idempotency.get(req.operator_id, req.key)
+        if record is None or record.state != "completed":
+            return None
+        self._check_fingerprint(req, record)
+        return record
 
     def _claim_durable(self, req: Request) -> DurableClaim:
         with self.uow_factory() as uow:

@@ -287,6 +287,32 @@ def test_redis_flushed_after_completion_replays_from_the_database(redis_world: W
     assert (record["state"], record["status"], record["body"]) == ("completed", 201, BODY.decode())
 
 
+def test_a_stale_hold_in_redis_does_not_block_the_replay_of_a_finished_request(
+    redis_world: World,
+) -> None:
+    """A claim that reached a slow Redis after its request had finished through the
+    database leaves an in-progress record nobody will release: the database answers."""
+    guard = redis_world.guard()
+    guard.run(redis_world.request("req-1"), Calls(status=201))
+    assert redis_world.redis is not None
+    stale = dict(redis_world.redis_record() or {}, state="in_progress", requestId="req-late")
+    stale.pop("status"), stale.pop("body")
+    redis_world.redis.set(
+        f"lootbox:idem:{redis_world.operator.slug}:cashback:inventory:88",
+        json.dumps(stale),
+        px=int(LEASE_SECONDS * 1000),
+    )
+
+    again = Calls()
+    answer = guard.run(redis_world.request("req-2"), again)
+
+    assert answer == GuardedResponse(201, BODY, "replay")
+    assert again.count == 0
+    assert redis_world.time.sleeps == []  # answered at once, not after the wait
+    record = redis_world.redis_record()
+    assert record is not None and record["state"] == "completed"
+
+
 def test_a_completed_answer_in_redis_is_replayed_without_touching_the_database(
     redis_world: World,
 ) -> None:
