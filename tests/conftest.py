@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,11 +26,11 @@ from tests.services import postgres_url
 TABLES = ", ".join(table.name for table in reversed(Base.metadata.sorted_tables))
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this session; its URL."""
+@contextmanager
+def fresh_postgres_database(prefix: str = "lootbox_t") -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the server the tests use; dropped after."""
     admin_url = make_url(normalize_database_url(postgres_url()))
-    name = f"lootbox_t_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -41,6 +42,13 @@ def postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this session; its URL."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

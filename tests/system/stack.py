@@ -124,18 +124,22 @@ def _tail(path: Path, size: int = 4000) -> str:
         return ""
 
 
-def _socket_inodes(local_port: int, remote_port: int) -> set[str]:
-    """Inodes of the TCP sockets 127.0.0.1:local_port <-> remote_port (any state)."""
+def _socket_inodes(
+    local_port: int, remote_port: int | None, *, established_only: bool = False
+) -> set[str]:
+    """Inodes of the TCP sockets 127.0.0.1:local_port <-> remote_port (any remote port if
+    ``None``; any state unless ``established_only``)."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError), open(table) as f:
             next(f)
             for line in f:
                 parts = line.split()
-                local, remote, inode = parts[1], parts[2], parts[9]
+                local, remote, state, inode = parts[1], parts[2], parts[3], parts[9]
                 if (
                     int(local.rsplit(":", 1)[1], 16) == local_port
-                    and int(remote.rsplit(":", 1)[1], 16) == remote_port
+                    and (remote_port is None or int(remote.rsplit(":", 1)[1], 16) == remote_port)
+                    and (not established_only or state == "01")
                     and inode != "0"
                 ):
                     inodes.add(inode)
@@ -189,6 +193,7 @@ class SystemStack:
     gunicorn: subprocess.Popen[bytes]
     logdir: Path
     engine: Engine
+    env: dict[str, str]
     _sequence: int = field(default=0)
 
     # --- the S2S API -----------------------------------------------------------------
@@ -289,10 +294,35 @@ class SystemStack:
         with self.engine.connect() as conn:
             return list(conn.execute(text(sql), params).all())
 
+    def terminate_app_connections(self) -> tuple[int, int]:
+        """Cut every connection the app holds to its database, as a failover or a
+        PostgreSQL restart would; only this stack's own database, never the server.
+        Returns (connections cut, of which in the middle of a statement or transaction)."""
+        with self.engine.connect() as conn:
+            states = [
+                row.state
+                for row in conn.execute(
+                    text(
+                        "SELECT state, pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            ]
+        return len(states), sum(state not in ("idle", None) for state in states)
+
+    def cli(self, *args: str) -> dict[str, Any]:
+        """``flask --app app …`` against this stack's database and Redis; its JSON answer."""
+        return _cli(self.env, self.logdir, *args)
+
     # --- gunicorn's processes -----------------------------------------------------------------
 
     def worker_pids(self) -> set[int]:
         return {pid for pid in children_of(self.gunicorn.pid) if _is_gunicorn(pid)}
+
+    def busy_workers(self) -> set[int]:
+        """Workers holding an accepted client connection right now: serving a request."""
+        inodes = _socket_inodes(self.port, None, established_only=True)
+        return {pid for pid in self.worker_pids() if _owns_socket(pid, inodes)}
 
     def worker_serving(self, client_port: int) -> int | None:
         """The worker holding the accepted end of our connection from ``client_port``."""
@@ -470,7 +500,7 @@ def start_stack(database_url: str) -> Iterator[SystemStack]:
     processes: list[subprocess.Popen[bytes]] = []
     gunicorn: subprocess.Popen[bytes] | None = None
     workers: set[int] = set()
-    engine = create_engine(database_url, pool_size=2)
+    engine = create_engine(database_url, pool_size=2, pool_pre_ping=True)
     try:
         with private_redis_server() as redis:
             wallet, wallet_url = _start_wallet(logdir)
@@ -523,6 +553,7 @@ def start_stack(database_url: str) -> Iterator[SystemStack]:
                 gunicorn=gunicorn,
                 logdir=logdir,
                 engine=engine,
+                env=env,
             )
             _wait_healthy(stack)
             stack.wait_for_workers(int(APP_ENV["WEB_CONCURRENCY"]))

@@ -83,3 +83,109 @@ def test_with_redis_down_fifty_keys_for_one_item_credit_once(redis_down: SystemS
         (409, "IDEMPOTENCY_KEY_IN_USE"),
     }, summary(answers)
     assert len(system.wallet_transactions(type="wallet.credit", inventoryItemId=item)) == 1
+
+
+def test_redis_coming_back_is_used_again_without_restarting_the_app(system: SystemStack) -> None:
+    player = system.new_player("redis-back")
+    first_item, second_item = system.won_item(player), system.won_item(player)
+    system.redis.stop()
+    try:
+        during = system.cashout(player, first_item, f"during-{player}")
+        assert during.status == 200, during.body  # the database guard alone
+    finally:
+        system.redis.start()
+
+    after = system.cashout(player, second_item, f"after-{player}")
+
+    assert after.status == 200, after.body
+    client = redis.Redis.from_url(system.redis.url, socket_timeout=5)
+    try:
+        # The fast path holds the new answer: the workers reconnected by themselves.
+        assert client.exists(f"lootbox:idem:{_slug(system)}:after-{player}")
+    finally:
+        client.close()
+    replay = system.cashout(player, first_item, f"during-{player}")
+    assert replay.replayed and replay.body == during.body
+
+
+def test_a_redis_that_stops_answering_falls_back_to_the_database(system: SystemStack) -> None:
+    """A Redis that accepts connections but answers nothing for seconds (CLIENT PAUSE:
+    a stalled primary, a long fork): each call gives up after its 0.5 s socket timeout."""
+    player = system.new_player("redis-slow")
+    items = [system.won_item(player) for _ in range(5)]
+    client = redis.Redis.from_url(system.redis.url, socket_timeout=5)
+    try:
+        client.execute_command("CLIENT", "PAUSE", "4000", "ALL")
+        answers = concurrently(
+            [partial(system.cashout, player, item, f"slow-{player}-{item}") for item in items]
+        )
+    finally:
+        client.execute_command("CLIENT", "UNPAUSE")
+        client.close()
+
+    assert [a.status for a in answers] == [200] * 5, summary(answers)
+    for item in items:
+        assert len(system.wallet_transactions(type="wallet.credit", inventoryItemId=item)) == 1
+    # Late claims that reached Redis after the pause do not block the replays.
+    again = [system.cashout(player, item, f"slow-{player}-{item}") for item in items]
+    assert [a.body for a in again] == [a.body for a in answers]
+    assert all(a.replayed for a in again)
+
+
+def test_redis_evicting_every_key_changes_nothing_for_the_money(system: SystemStack) -> None:
+    """maxmemory with allkeys-random: records vanish between claim and complete."""
+    player = system.new_player("evicting")
+    item = system.won_item(player)
+    key = f"cashout-{player}"
+    client = redis.Redis.from_url(system.redis.url, socket_timeout=5)
+    try:
+        client.config_set("maxmemory-policy", "allkeys-random")
+        client.config_set("maxmemory", "1")
+        answers = concurrently([partial(system.cashout, player, item, key)] * 20)
+        others = concurrently(
+            [partial(system.cashout, player, item, f"{key}-{n}") for n in range(10)]
+        )
+    finally:
+        client.config_set("maxmemory", "0")
+        client.config_set("maxmemory-policy", "noeviction")
+        client.close()
+
+    oks = [a for a in answers if a.status == 200]
+    assert oks and {a.status for a in answers} <= {200, 409}, summary(answers)
+    assert len({a.body for a in oks}) == 1
+    assert {(a.status, a.code) for a in others} <= {
+        (422, "CASHBACK_NOT_AVAILABLE"),
+        (409, "IDEMPOTENCY_KEY_IN_USE"),
+    }, summary(others)
+    assert len(system.wallet_transactions(type="wallet.credit", inventoryItemId=item)) == 1
+    assert system.cashout(player, item, key).body == oks[0].body
+
+
+def test_redis_out_of_memory_refusing_writes_falls_back_to_the_database(
+    system: SystemStack,
+) -> None:
+    """maxmemory with noeviction: every write is refused with an OOM error."""
+    player = system.new_player("oom")
+    item = system.won_item(player)
+    client = redis.Redis.from_url(system.redis.url, socket_timeout=5)
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        first = system.cashout(player, item, f"oom-{player}")
+        again = system.cashout(player, item, f"oom-{player}")
+    finally:
+        client.config_set("maxmemory", "0")
+        client.close()
+
+    assert first.status == 200, first.body
+    assert again.replayed and again.body == first.body
+    assert len(system.wallet_transactions(type="wallet.credit", inventoryItemId=item)) == 1
+
+
+def _slug(system: SystemStack) -> str:
+    (row,) = system.query(
+        "SELECT o.slug FROM operators o JOIN api_keys k ON k.operator_id = o.id"
+        " WHERE k.key_id = :key_id",
+        key_id=system.key_id,
+    )
+    return str(row.slug)
