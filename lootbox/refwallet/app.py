@@ -25,6 +25,7 @@ The RPC, ``POST {path}`` (default ``/wallet``)
                                                         not the body's idempotencyKey
     ``PLAYER_BLOCKED``                           403    player blocked by an admin
     ``DUPLICATE_TRANSACTION``                    409    key already used, other body
+                                                        (same body: ``duplicate`` fault)
     ``INSUFFICIENT_FUNDS``                       422    debit above the balance
     ===========================================  =====  ==============================
 
@@ -36,8 +37,11 @@ Administration, under ``/_admin`` (JSON in and out)
     ``GET players/blocked``, ``POST reset``, ``GET stats``, ``GET|POST|DELETE faults``.
 
     ``stats`` counts ``calls`` (every POST to the RPC path), ``applied`` and ``replayed``
-    money calls, ``refused`` answers (at the door or by the rules or a refuse fault) and
-    ``faulted`` calls (any fault mode); a faulted call is also counted by its outcome.
+    money calls, ``refused`` answers (at the door, by the rules, or by a ``refuse`` or
+    ``duplicate`` fault) and ``faulted`` calls (any fault mode); a faulted call is also
+    counted by its outcome. An ``error`` or ``reset`` call has none (nothing applied, no
+    answer a client can read), so it is only ``faulted``; a replay answered by a
+    ``duplicate`` fault is ``faulted`` and ``refused``, not ``replayed``.
 
     These endpoints are **unauthenticated**: the wallet binds to 127.0.0.1 by default and
     is a test tool. If the environment variable ``REFWALLET_ADMIN_TOKEN`` is set (or
@@ -54,6 +58,21 @@ Faults (``POST /_admin/faults``), so a client's failure handling can be tested f
                           wallet moved the money but the client cannot know it.
     ``apply_then_delay``  handle the call as usual, then sleep ``delayMs`` before
                           answering (a client read-timeout after the wallet applied).
+    ``reset``             abort the TCP connection with a RST (``SO_LINGER`` on, linger 0,
+                          then close) without applying the call and without any HTTP
+                          answer: the client gets "connection reset by peer". Nothing is
+                          applied, but the client cannot know that.
+    ``duplicate``         a wallet that does not replay: a money call whose key was already
+                          applied with the same payload is answered
+                          ``409 DUPLICATE_TRANSACTION`` instead of the stored answer
+                          (nothing is applied again). It matches *only* such replays: any
+                          other call passes it by, handled as usual, without using up its
+                          ``times`` or drawing from its ``rate``. It takes no ``code`` or
+                          ``status``, and ``types`` only from the money calls.
+
+    Without access to the client socket (a server that does not expose it, or Flask's
+    test client) ``apply_then_drop`` and ``reset`` cannot hang up; they answer HTTP 502
+    with a non-JSON body instead, which leaves the client equally in the dark.
 
     ``times`` (default until cleared), ``types`` (call types) and ``rate`` with ``seed``
     narrow which calls a fault affects; several may be stacked and the first match wins.
@@ -69,6 +88,7 @@ import logging
 import os
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -107,9 +127,12 @@ MAX_SKEW_SECONDS = 300
 MAX_BODY_BYTES = 64 * 1024
 EXTENSION_KEY = "refwallet"
 
-# The view marks the request; the WSGI middleware below does the dropping, because only
-# outside Flask can a request end without Flask writing a response.
+# The view marks the request with how to hang up (``HANG_UP`` or ``RESET``); the WSGI
+# middleware below does the dropping, because only outside Flask can a request end
+# without Flask writing a response.
 DROP_CONNECTION_KEY = "refwallet.drop_connection"
+HANG_UP = "hang_up"  # FIN: an orderly close with no answer (apply_then_drop)
+RESET = "reset"  # RST: an abortive close, "connection reset by peer" (reset)
 # werkzeug's dev server exposes the client socket as "werkzeug.socket" (checked against
 # werkzeug 3.1); gunicorn as "gunicorn.socket".
 _SOCKET_ENVIRON_KEYS = ("werkzeug.socket", "gunicorn.socket")
@@ -223,7 +246,7 @@ def _register_rpc(app: Flask, state: WalletState) -> None:
                 f"header {HEADER_IDEMPOTENCY_KEY} must equal the body's idempotencyKey",
             )
 
-        fault = ledger.take_fault(call.type)
+        fault = ledger.take_fault(call)
         if fault is not None:
             if fault.mode == "error":
                 # Deliberately not JSON: a client must treat it as outcome unknown.
@@ -234,6 +257,13 @@ def _register_rpc(app: Flask, state: WalletState) -> None:
                 )
             if fault.mode == "refuse":
                 return refuse(REFUSAL_STATUS.get(fault.code, 422), fault.code, fault.message)
+            if fault.mode == "duplicate":
+                # take_fault matched it only because this key was applied with this very
+                # payload: refuse instead of replaying, and move nothing.
+                return refuse(REFUSAL_STATUS[DUPLICATE_TRANSACTION], fault.code, fault.message)
+            if fault.mode == "reset":
+                # Before anything is applied: the call is lost, not just its answer.
+                return _hang_up(RESET, "connection reset (reset), nothing applied")
             if fault.mode == "delay":
                 state.pause(fault.delay_ms)
 
@@ -242,18 +272,21 @@ def _register_rpc(app: Flask, state: WalletState) -> None:
         if fault is not None and fault.mode == "apply_then_delay":
             state.pause(fault.delay_ms)
         if fault is not None and fault.mode == "apply_then_drop":
-            if _client_socket(request.environ) is None:
-                # A server that hides its socket cannot drop; an unintelligible 502 leaves
-                # the client equally in the dark about the applied operation.
-                return Response(
-                    "reference wallet: answer lost (apply_then_drop)\n",
-                    status=502,
-                    mimetype="text/plain",
-                )
-            request.environ[DROP_CONNECTION_KEY] = True
+            return _hang_up(HANG_UP, "answer lost (apply_then_drop)")
         return jsonify(answer), status
 
     app.add_url_rule(state.path, "wallet_rpc", wallet_rpc, methods=["POST"])
+
+
+def _hang_up(how: str, fallback: str) -> ResponseReturnValue:
+    """Mark the request for ``_ConnectionDropper`` to end without an answer (``how``:
+    ``HANG_UP`` or ``RESET``). The 200 returned here is never written."""
+    if _client_socket(request.environ) is None:
+        # A server that hides its socket cannot hang up; an unintelligible 502 leaves the
+        # client equally in the dark about the operation.
+        return Response(f"reference wallet: {fallback}\n", status=502, mimetype="text/plain")
+    request.environ[DROP_CONNECTION_KEY] = how
+    return Response(b"", status=200)
 
 
 def _answer(ledger: Ledger, call: MoneyCall | BalanceQuery) -> tuple[int, dict[str, Any]]:
@@ -318,11 +351,20 @@ def _client_socket(environ: WSGIEnvironment) -> socket.socket | None:
 class _ConnectionDropper:
     """WSGI middleware: for a request the view marked, hang up instead of answering.
 
-    ``shutdown(SHUT_RDWR)`` sends the FIN at once whatever else holds the socket, so the
-    client sees the connection end with no status line (``requests`` raises
-    ``ConnectionError``). Raising ``ConnectionAbortedError`` afterwards is how werkzeug's
-    server learns the client is gone: it treats it as a dropped connection, writes
-    nothing and logs nothing.
+    ``HANG_UP``: ``shutdown(SHUT_RDWR)`` sends the FIN at once whatever else holds the
+    socket, so the client sees the connection end with no status line (``requests``
+    raises ``ConnectionError``).
+
+    ``RESET``: ``SO_LINGER`` on with a linger of 0 turns the close into an abortive one,
+    which sends a RST instead of a FIN (the client gets ``ECONNRESET``, "connection reset
+    by peer"). ``shutdown(SHUT_RD)`` sends nothing to the client (no FIN to beat the RST)
+    but makes the server's next read see the end of the stream, so werkzeug does not wait
+    for another request on this connection. The RST leaves when the descriptor is really
+    closed: when the server closes its file objects for the request, right after this.
+
+    Either way, raising ``ConnectionAbortedError`` afterwards is how werkzeug's server
+    learns the client is gone: it treats it as a dropped connection, writes nothing and
+    logs nothing.
     """
 
     def __init__(self, wsgi_app: WSGIApplication) -> None:
@@ -330,25 +372,35 @@ class _ConnectionDropper:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         result = self._wsgi_app(environ, start_response)
-        if not environ.get(DROP_CONNECTION_KEY):
+        how = environ.get(DROP_CONNECTION_KEY)
+        if not how:
             return result
         close = getattr(result, "close", None)
         if close is not None:
             close()
+        reset = how == RESET
         sock = _client_socket(environ)
         # Logged because nothing else will be: the server sees a dropped connection.
         log.warning(
-            "apply_then_drop: hung up on %s %s without answering",
+            "%s: %s %s %s without answering",
+            "reset" if reset else "apply_then_drop",
+            "reset the connection of" if reset else "hung up on",
             environ.get("REQUEST_METHOD"),
             environ.get("PATH_INFO"),
         )
         if sock is not None:
             # OSError: the client hung up first; for it the outcome is the same.
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                if reset:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.shutdown(socket.SHUT_RD)
+                else:
+                    sock.shutdown(socket.SHUT_RDWR)
             # The server's own file objects keep the descriptor alive until it finishes
             # the request, so this close cannot pull the fd from under it.
             sock.close()
+        if reset:
+            raise ConnectionAbortedError("reference wallet: reset the connection, applied nothing")
         raise ConnectionAbortedError("reference wallet: apply_then_drop hung up after applying")
 
 

@@ -242,7 +242,12 @@ BalanceOutcome: TypeAlias = BalanceRead | Refused
 # --- faults ----------------------------------------------------------------------------
 
 FAULT_MODES: frozenset[str] = frozenset(
-    {"refuse", "error", "delay", "apply_then_drop", "apply_then_delay"}
+    {"refuse", "error", "delay", "apply_then_drop", "apply_then_delay", "reset", "duplicate"}
+)
+# A wallet that does not replay: it answers a repeat of an applied key with this refusal.
+DUPLICATE_FAULT = "duplicate"
+DUPLICATE_FAULT_MESSAGE = (
+    "idempotency key was already used (injected duplicate fault: this wallet does not replay)"
 )
 
 
@@ -253,6 +258,11 @@ class Fault:
     ``times`` is how many more calls it affects (``None``: until cleared); ``types``
     limits it to some call types; ``rate`` makes it affect only that share of matching
     calls, drawn from a generator seeded with ``seed`` so a failing run can be repeated.
+
+    A ``duplicate`` fault matches only replays (a money call whose key was already applied
+    with the same payload); any other call passes it by as if it were not there. It always
+    answers ``DUPLICATE_TRANSACTION`` (HTTP 409), so it takes no ``code`` or ``status``,
+    and only money calls can be replays, so its ``types`` exclude ``wallet.balance``.
     """
 
     id: int
@@ -275,6 +285,15 @@ class Fault:
         if mode not in FAULT_MODES:
             raise InvalidCall(f"mode must be one of {sorted(FAULT_MODES)}")
         fault = cls(id=fault_id, mode=mode)
+        if mode == DUPLICATE_FAULT:
+            if "code" in spec or "status" in spec:
+                raise InvalidCall(
+                    "a duplicate fault always answers 409 DUPLICATE_TRANSACTION; "
+                    "it takes no code or status"
+                )
+            fault.code = DUPLICATE_TRANSACTION
+            fault.status = 409
+            fault.message = DUPLICATE_FAULT_MESSAGE
         if "code" in spec:
             # Any string is allowed on purpose: a code outside [A-Z0-9_]{1,64} is how one
             # tests that the client maps it to WALLET_REFUSED.
@@ -304,6 +323,11 @@ class Fault:
             if not isinstance(types, list) or not types or not set(types) <= CALL_TYPES:
                 raise InvalidCall(f"types must be a non-empty list drawn from {sorted(CALL_TYPES)}")
             fault.types = frozenset(types)
+            if mode == DUPLICATE_FAULT and not fault.types <= MONEY_TYPES:
+                raise InvalidCall(
+                    "a duplicate fault acts only on money calls: types must be drawn from "
+                    f"{sorted(MONEY_TYPES)}"
+                )
         rate = spec.get("rate")
         if rate is not None:
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
@@ -461,11 +485,23 @@ class Ledger:
         with self._lock:
             self._faults.clear()
 
-    def take_fault(self, call_type: str) -> FaultHit | None:
-        """The first fault that affects this call, using up one of its ``times``."""
+    def take_fault(self, call: WalletCall | str) -> FaultHit | None:
+        """The first fault that affects this call, using up one of its ``times``.
+
+        ``call`` may be just a call type (then a ``duplicate`` fault, which needs the key
+        and payload, never matches). A ``duplicate`` fault matches only a replay of an
+        applied key; a call that is not a replay passes it by without using up its
+        ``times``, drawing from its ``rate`` or counting as faulted. Whether the key was
+        applied is checked under the same lock that takes the fault, so a hit means the
+        key *was* applied: answering the refusal instead of the stored answer moves
+        nothing.
+        """
+        call_type = call if isinstance(call, str) else call.type
         with self._lock:
             for fault in self._faults:
                 if fault.types is not None and call_type not in fault.types:
+                    continue
+                if fault.mode == DUPLICATE_FAULT and not self._is_replay_locked(call):
                     continue
                 if fault.rate is not None and fault._rng.random() >= fault.rate:
                     continue
@@ -483,6 +519,12 @@ class Ledger:
                     delay_ms=fault.delay_ms,
                 )
             return None
+
+    def _is_replay_locked(self, call: WalletCall | str) -> bool:
+        if not isinstance(call, MoneyCall):
+            return False
+        previous = self._by_key.get(call.idempotency_key)
+        return previous is not None and previous.fingerprint == call.fingerprint
 
     # --- statistics ---
 

@@ -9,7 +9,7 @@
 
 werkzeug's server is enough here: the wallet is a test and demo tool, and only its dev
 server hands the client socket to the app (``werkzeug.socket``), which the
-``apply_then_drop`` fault needs.
+``apply_then_drop`` and ``reset`` faults need.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ exactly as it arrived (headers, raw body, raw request target, client port).
 
 Werkzeug's development server closes the connection after every response, so the
 keep-alive test uses a small ``http.server`` HTTP/1.1 server instead, which keeps it open.
+
+The last section runs the client against the real reference wallet (``serve_wallet``) and
+its injected faults, which fail the way a real wallet does (a TCP reset, an applied key
+answered ``DUPLICATE_TRANSACTION``) rather than the way a script says.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 from lootbox.domain.records import WalletSettings
 from lootbox.ports import WalletAccepted, WalletMoneyCall, WalletOutcomeUnknown, WalletRefusal
+from lootbox.refwallet import serve_wallet
+from lootbox.refwallet.server import RunningWallet as RunningRefWallet
 from lootbox.signing import signature_matches
 from lootbox.wallet import HttpWallet
 
@@ -556,3 +563,131 @@ def test_each_call_is_logged_without_secret_or_signature(
         text = record.getMessage() + repr(record.__dict__)
         assert SECRET not in text
         assert not any(signature in text for signature in signatures)
+
+
+# --- against the reference wallet ----------------------------------------------------------
+
+REF_SECRET = "refwallet-secret-for-the-client-tests"
+REF_STARTING = 10_000
+HTTP_TIMEOUT = 5
+
+
+class RefWallet:
+    """The reference wallet with its admin API, and the client pointed at it."""
+
+    def __init__(self, running: RunningRefWallet) -> None:
+        self.running = running
+        self.settings = WalletSettings(url=running.url, secret=REF_SECRET)
+        self.session = requests.Session()
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.session.request(
+            method, f"{self.running.admin_url}{path}", json=body, timeout=HTTP_TIMEOUT
+        )
+        assert response.status_code < 300, (path, response.status_code, response.text)
+        return response.json()
+
+    def fault(self, mode: str, **spec: Any) -> None:
+        self.admin("POST", "/faults", {"mode": mode, **spec})
+
+    def transactions(self) -> list[dict[str, Any]]:
+        return list(self.admin("GET", "/transactions")["transactions"])
+
+    def balance(self, player: str, currency: str) -> int | None:
+        for row in self.admin("GET", "/balances")["balances"]:
+            if (row["playerExternalId"], row["currency"]) == (player, currency):
+                return int(row["balanceMinor"])
+        return None
+
+
+@pytest.fixture
+def ref_wallet() -> Iterator[RefWallet]:
+    with serve_wallet([REF_SECRET], starting_balance_minor=REF_STARTING) as running:
+        wallet = RefWallet(running)
+        try:
+            yield wallet
+        finally:
+            wallet.session.close()
+
+
+@pytest.fixture
+def live_client() -> Iterator[HttpWallet]:
+    # The real clock: the reference wallet refuses a timestamp 300 s off its own.
+    client = HttpWallet(connect_timeout_seconds=1.0, read_timeout_seconds=3.0)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_the_reference_wallet_accepts_and_replays_the_clients_calls(
+    live_client: HttpWallet, ref_wallet: RefWallet
+) -> None:
+    first = live_client.send(ref_wallet.settings, CREDIT)
+    again = live_client.send(ref_wallet.settings, CREDIT)
+
+    assert first == WalletAccepted(balance_after_minor=REF_STARTING + 353, provider_txn_ref="rw_1")
+    assert again == first
+    assert len(ref_wallet.transactions()) == 1
+
+
+@pytest.mark.parametrize("call", [CREDIT, DEBIT], ids=["credit", "debit"])
+def test_a_reset_connection_is_an_unknown_outcome_and_nothing_was_applied(
+    live_client: HttpWallet, ref_wallet: RefWallet, call: WalletMoneyCall
+) -> None:
+    ref_wallet.fault("reset", times=1)
+
+    started = time.monotonic()
+    outcome = live_client.send(ref_wallet.settings, call)
+
+    assert outcome == WalletOutcomeUnknown("connection error: Connection reset by peer")
+    assert time.monotonic() - started < 2.0
+    assert ref_wallet.transactions() == []
+    assert ref_wallet.balance(call.player_external_id, call.currency) is None
+    assert ref_wallet.admin("GET", "/stats")["calls"] == 1, "an unknown outcome is not retried"
+    # The re-drive with the same key is the first application.
+    assert isinstance(live_client.send(ref_wallet.settings, call), WalletAccepted)
+    assert [t["idempotencyKey"] for t in ref_wallet.transactions()] == [call.idempotency_key]
+
+
+def test_an_answer_dropped_after_applying_is_an_unknown_outcome_though_applied(
+    live_client: HttpWallet, ref_wallet: RefWallet
+) -> None:
+    # The contrast to a reset: same classification, but the money did move.
+    ref_wallet.fault("apply_then_drop", times=1)
+
+    outcome = live_client.send(ref_wallet.settings, CREDIT)
+
+    assert isinstance(outcome, WalletOutcomeUnknown)
+    assert outcome.reason.startswith("connection error: ")
+    assert len(ref_wallet.transactions()) == 1
+
+
+def test_a_wallet_that_does_not_replay_refuses_a_resent_key_as_duplicate(
+    live_client: HttpWallet, ref_wallet: RefWallet
+) -> None:
+    applied = live_client.send(ref_wallet.settings, CREDIT)
+    assert isinstance(applied, WalletAccepted)
+    ref_wallet.fault("duplicate", times=1, message="already booked")
+
+    resent = live_client.send(ref_wallet.settings, CREDIT)
+
+    # The client reports the refusal as it is; taking it as "applied" when the key was
+    # sent before is the service's decision (services.movements), not the transport's.
+    assert resent == WalletRefusal("DUPLICATE_TRANSACTION", "already booked")
+    assert len(ref_wallet.transactions()) == 1
+    assert ref_wallet.balance("u_8431", "USD") == REF_STARTING + 353
+
+
+def test_a_duplicate_fault_does_not_touch_a_first_send(
+    live_client: HttpWallet, ref_wallet: RefWallet
+) -> None:
+    ref_wallet.fault("duplicate")
+
+    outcome = live_client.send(ref_wallet.settings, DEBIT)
+
+    assert outcome == WalletAccepted(
+        balance_after_minor=REF_STARTING - 500, provider_txn_ref="rw_1"
+    )
+    assert isinstance(live_client.send(ref_wallet.settings, DEBIT), WalletRefusal)
+    assert len(ref_wallet.transactions()) == 1

@@ -7,6 +7,7 @@ on when they start the wallet with ``serve_wallet``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -94,6 +95,11 @@ class WalletClient:
         response = self.balance(player, currency)
         assert response.status_code == 200, response.text
         return response.json()["balanceAfterMinor"]
+
+    def ledger_stats(self) -> dict[str, int]:
+        response = self.admin("GET", "/stats")
+        assert response.status_code == 200
+        return dict(response.json())
 
     def add_fault(self, **spec: Any) -> dict[str, Any]:
         response = self.admin("POST", "/faults", spec)
@@ -591,6 +597,220 @@ def test_apply_then_delay_applies_before_the_client_times_out(client: WalletClie
     assert client.balance_minor() == STARTING - 300
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it wraps (``args``, ``__cause__``, ``__context__``)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        todo.extend(link for link in (current.__cause__, current.__context__) if link)
+    return seen
+
+
+def _was_reset(exc: BaseException) -> bool:
+    # By errno: http.client's RemoteDisconnected (an orderly close with no status line) is
+    # a ConnectionResetError subclass too, but without ECONNRESET.
+    return any(isinstance(link, OSError) and link.errno == errno.ECONNRESET for link in _chain(exc))
+
+
+def test_reset_fault_resets_the_connection_and_applies_nothing(client: WalletClient) -> None:
+    client.add_fault(mode="reset", times=1)
+
+    with pytest.raises(requests.ConnectionError) as caught:
+        client.debit("round:r_reset", 300)
+
+    # A RST ("connection reset by peer"), not an orderly close and not an HTTP answer.
+    assert _was_reset(caught.value), repr(caught.value)
+    assert client.transactions() == []
+    assert client.admin("GET", "/balances").json() == {"balances": []}
+    assert client.admin("GET", "/faults").json() == {"faults": []}
+    # The key was never applied, so the retry is a first application, not a replay.
+    retry = client.debit("round:r_reset", 300)
+    assert retry.status_code == 200
+    assert retry.json() == {
+        "accepted": True,
+        "balanceAfterMinor": STARTING - 300,
+        "providerTxnRef": "rw_1",
+    }
+    assert len(client.transactions()) == 1
+    assert client.admin("GET", "/stats").json() == {
+        "calls": 2,
+        "applied": 1,
+        "replayed": 0,
+        "refused": 0,
+        "faulted": 1,
+    }
+
+
+def test_apply_then_drop_is_an_orderly_close_not_a_reset(client: WalletClient) -> None:
+    # The contrast that makes the reset test above meaningful.
+    client.add_fault(mode="apply_then_drop", times=1)
+
+    with pytest.raises(requests.ConnectionError) as caught:
+        client.debit("round:r_fin", 300)
+
+    assert not _was_reset(caught.value), repr(caught.value)
+
+
+def test_reset_fault_on_a_replay_keeps_the_applied_operation_untouched(
+    client: WalletClient,
+) -> None:
+    first = client.debit("round:r_1", 300).json()
+    client.add_fault(mode="reset", times=1)
+
+    with pytest.raises(requests.ConnectionError):
+        client.debit("round:r_1", 300)
+
+    assert client.debit("round:r_1", 300).json() == first
+    assert len(client.transactions()) == 1
+    assert client.balance_minor() == STARTING - 300
+
+
+def test_reset_fault_honours_times_and_types(client: WalletClient) -> None:
+    client.add_fault(mode="reset", times=2, types=["wallet.credit", "wallet.balance"])
+
+    assert client.debit("k1", 10).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        client.credit("k2", 10)
+    [fault] = client.admin("GET", "/faults").json()["faults"]
+    assert fault["times"] == 1
+    with pytest.raises(requests.ConnectionError):
+        client.balance()
+    assert client.admin("GET", "/faults").json() == {"faults": []}
+
+    assert client.credit("k2", 10).status_code == 200
+    assert client.balance().status_code == 200
+    assert [t["idempotencyKey"] for t in client.transactions()] == ["k1", "k2"]
+
+
+def test_every_call_under_a_standing_reset_fault_is_reset(client: WalletClient) -> None:
+    client.add_fault(mode="reset")
+
+    for n in range(5):
+        with pytest.raises(requests.ConnectionError) as caught:
+            client.debit(f"k{n}", 10)
+        assert _was_reset(caught.value)
+
+    assert client.transactions() == []
+    assert client.ledger_stats()["faulted"] == 5
+    client.admin("DELETE", "/faults")
+    assert client.debit("k0", 10).status_code == 200
+
+
+def test_duplicate_fault_refuses_a_replay_409_and_moves_nothing_again(
+    client: WalletClient,
+) -> None:
+    applied = client.debit("round:r_dup", 300)
+    assert applied.status_code == 200
+    client.add_fault(mode="duplicate", times=1)
+
+    replay = client.debit("round:r_dup", 300)
+
+    assert replay.status_code == 409
+    body = replay.json()
+    assert body["accepted"] is False
+    assert body["code"] == "DUPLICATE_TRANSACTION"
+    assert isinstance(body["message"], str) and body["message"]
+    assert set(body) == {"accepted", "code", "message"}
+    assert len(client.transactions()) == 1
+    assert client.balance_minor() == STARTING - 300
+    # The fault is used up: the next replay gets the stored answer again.
+    assert client.debit("round:r_dup", 300).json() == applied.json()
+
+
+def test_duplicate_fault_passes_a_call_that_is_not_a_replay_without_using_it_up(
+    client: WalletClient,
+) -> None:
+    client.add_fault(mode="duplicate", times=1)
+
+    first = client.debit("k1", 100)
+
+    # A first application is handled as usual and does not count against the fault.
+    assert first.status_code == 200
+    [fault] = client.admin("GET", "/faults").json()["faults"]
+    assert fault["times"] == 1
+    # Neither is the same key with another payload (refused by the rules, not the fault),
+    # nor a refused (so unconsumed) key, nor a balance query.
+    other_payload = client.debit("k1", 999)
+    assert other_payload.status_code == 409
+    assert other_payload.json()["message"] != fault["message"]
+    assert client.debit("k-big", STARTING * 2).json()["code"] == "INSUFFICIENT_FUNDS"
+    assert client.debit("k-big", STARTING * 2).json()["code"] == "INSUFFICIENT_FUNDS"
+    assert client.balance().status_code == 200
+    assert client.admin("GET", "/faults").json()["faults"][0]["times"] == 1
+
+    assert client.debit("k1", 100).json()["code"] == "DUPLICATE_TRANSACTION"
+    assert client.admin("GET", "/faults").json() == {"faults": []}
+    assert len(client.transactions()) == 1
+
+
+def test_duplicate_fault_honours_times_and_types(client: WalletClient) -> None:
+    client.debit("d1", 10)
+    client.credit("c1", 10)
+    client.add_fault(mode="duplicate", times=2, types=["wallet.credit"])
+
+    assert client.debit("d1", 10).status_code == 200  # a replay, but not a credit
+    assert [client.credit("c1", 10).status_code for _ in range(3)] == [409, 409, 200]
+    assert client.admin("GET", "/faults").json() == {"faults": []}
+    assert len(client.transactions()) == 2
+
+
+def test_a_standing_duplicate_fault_never_replays(client: WalletClient) -> None:
+    client.add_fault(mode="duplicate")
+
+    assert client.credit("c1", 10).status_code == 200
+    assert [client.credit("c1", 10).status_code for _ in range(3)] == [409] * 3
+    assert client.balance_minor() == STARTING + 10
+
+
+def test_a_duplicate_fault_does_not_hide_the_faults_behind_it(client: WalletClient) -> None:
+    # First match wins, and a duplicate fault does not match a call that is no replay.
+    client.add_fault(mode="duplicate", times=1)
+    client.add_fault(mode="refuse", code="BEHIND", times=1)
+
+    assert client.debit("k1", 10).json()["code"] == "BEHIND"
+    assert client.debit("k1", 10).status_code == 200
+    assert client.debit("k1", 10).json()["code"] == "DUPLICATE_TRANSACTION"
+    assert client.admin("GET", "/faults").json() == {"faults": []}
+
+
+def test_a_duplicate_fault_is_listed_with_what_it_answers(client: WalletClient) -> None:
+    listed = client.add_fault(mode="duplicate", times=3, types=["wallet.debit"])
+    custom = client.add_fault(mode="duplicate", message="we never replay")
+
+    assert listed["mode"] == "duplicate"
+    assert (listed["code"], listed["status"], listed["times"]) == ("DUPLICATE_TRANSACTION", 409, 3)
+    assert listed["types"] == ["wallet.debit"]
+    assert custom["message"] == "we never replay"
+    client.credit("c1", 10)
+    assert client.credit("c1", 10).json()["message"] == "we never replay"
+
+
+def test_duplicate_and_reset_faults_are_counted_by_the_stats_rules(
+    client: WalletClient,
+) -> None:
+    client.debit("k1", 100)  # applied
+    client.add_fault(mode="duplicate", times=1)
+    client.debit("k2", 100)  # applied, passes the duplicate fault by
+    client.debit("k1", 100)  # faulted and refused, not replayed
+    client.debit("k1", 100)  # replayed
+    client.add_fault(mode="reset", times=1)
+    with pytest.raises(requests.ConnectionError):
+        client.debit("k3", 100)  # faulted only
+
+    assert client.ledger_stats() == {
+        "calls": 5,
+        "applied": 2,
+        "replayed": 1,
+        "refused": 1,
+        "faulted": 2,
+    }
+
+
 def test_a_fault_affects_only_its_number_of_calls(client: WalletClient) -> None:
     client.add_fault(mode="error", status=500, times=2)
 
@@ -661,12 +881,26 @@ def test_faults_can_be_cleared(client: WalletClient) -> None:
         {"mode": "error", "rate": 1.5},
         {"mode": "error", "rate": 0.5, "seed": "x"},
         ["mode", "error"],
+        {"mode": "RESET"},
+        {"mode": "reset", "times": 0},
+        {"mode": "reset", "times": True},
+        {"mode": "reset", "types": []},
+        {"mode": "reset", "types": ["wallet.steal"]},
+        {"mode": "duplicate", "times": -1},
+        {"mode": "duplicate", "types": ["wallet.balance"]},
+        {"mode": "duplicate", "types": ["wallet.debit", "wallet.balance"]},
+        {"mode": "duplicate", "code": "OTHER_CODE"},
+        {"mode": "duplicate", "code": "DUPLICATE_TRANSACTION"},
+        {"mode": "duplicate", "status": 409},
+        {"mode": "duplicate", "message": 7},
+        {"mode": "duplicate", "rate": 0},
     ],
 )
 def test_an_invalid_fault_is_rejected(client: WalletClient, spec: Any) -> None:
     response = client.admin("POST", "/faults", spec)
 
     assert response.status_code == 400
+    assert response.json()["error"]
     assert client.admin("GET", "/faults").json() == {"faults": []}
 
 
@@ -737,6 +971,27 @@ def test_admin_token_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatc
         assert requests.get(url, timeout=TIMEOUT).status_code == 401
         headers = {"X-Admin-Token": "from-env"}
         assert requests.get(url, headers=headers, timeout=TIMEOUT).status_code == 200
+
+
+def test_reset_without_a_socket_applies_nothing_and_answers_unintelligibly() -> None:
+    # No socket to reset: a non-JSON 502 is equally an unknown outcome for the client.
+    app = create_wallet_app([SECRET])
+    ledger = app.extensions["refwallet"].ledger
+    ledger.add_fault({"mode": "reset", "times": 1})
+    raw = json.dumps(_good_debit()).encode()
+    headers = signed_headers(SECRET, int(time.time()), "POST", "/wallet", raw)
+    test_client = app.test_client()
+
+    response = test_client.post(
+        "/wallet", data=raw, headers={**headers, "Idempotency-Key": "k-door"}
+    )
+
+    assert response.status_code == 502
+    assert response.is_json is False
+    assert ledger.transactions() == []
+    retry = test_client.post("/wallet", data=raw, headers={**headers, "Idempotency-Key": "k-door"})
+    assert retry.status_code == 200
+    assert len(ledger.transactions()) == 1
 
 
 def test_apply_then_drop_without_a_socket_still_applies_and_answers_unintelligibly() -> None:

@@ -225,3 +225,105 @@ def test_concurrent_debits_neither_overdraw_nor_double_apply() -> None:
     assert ledger.stats()["applied"] == 10
     assert ledger.stats()["replayed"] == 40
     assert ledger.stats()["refused"] == 50
+
+
+def test_a_reset_fault_is_taken_like_any_other() -> None:
+    ledger = Ledger()
+    ledger.add_fault({"mode": "reset", "times": 1, "types": ["wallet.credit"]})
+
+    assert ledger.take_fault(debit("k1", 1)) is None
+    hit = ledger.take_fault(credit("k2", 1))
+
+    assert hit is not None and hit.mode == "reset"
+    assert ledger.faults() == []
+    assert ledger.stats()["faulted"] == 1
+
+
+def test_a_duplicate_fault_matches_only_a_replay_of_an_applied_key() -> None:
+    ledger = Ledger()
+    listed = ledger.add_fault({"mode": "duplicate", "times": 1})
+    assert (listed["code"], listed["status"]) == ("DUPLICATE_TRANSACTION", 409)
+
+    # Not applied yet, only a type (no key to look up), another payload, a refused key:
+    assert ledger.take_fault(debit("k1", 100)) is None
+    ledger.apply(debit("k1", 100))
+    assert ledger.take_fault("wallet.debit") is None
+    assert ledger.take_fault(debit("k1", 999)) is None
+    assert isinstance(ledger.apply(debit("k-big", 10**9)), Refused)
+    assert ledger.take_fault(debit("k-big", 10**9)) is None
+    assert ledger.faults()[0]["times"] == 1
+    assert ledger.stats()["faulted"] == 0
+
+    hit = ledger.take_fault(debit("k1", 100))
+
+    assert hit is not None
+    assert (hit.mode, hit.code, hit.status) == ("duplicate", "DUPLICATE_TRANSACTION", 409)
+    assert hit.message
+    assert ledger.faults() == []
+    assert ledger.stats()["faulted"] == 1
+    # Taking the fault moves nothing; the operation is still applied exactly once.
+    assert len(ledger.transactions()) == 1
+    assert isinstance(ledger.apply(debit("k1", 100)), Replayed)
+
+
+def test_a_call_that_is_no_replay_falls_through_to_the_next_fault() -> None:
+    ledger = Ledger()
+    ledger.add_fault({"mode": "duplicate"})
+    ledger.add_fault({"mode": "error", "times": 1})
+    ledger.apply(debit("k1", 100))
+
+    first = ledger.take_fault(debit("k2", 100))
+    replay = ledger.take_fault(debit("k1", 100))
+
+    assert first is not None and first.mode == "error"
+    assert replay is not None and replay.mode == "duplicate"
+
+
+def test_calls_that_are_no_replays_do_not_draw_from_a_duplicate_faults_rate() -> None:
+    def replay_hits(interleave: bool) -> list[bool]:
+        ledger = Ledger()
+        ledger.apply(debit("k1", 100))
+        ledger.add_fault({"mode": "duplicate", "rate": 0.5, "seed": 3})
+        hits = []
+        for n in range(30):
+            if interleave:
+                assert ledger.take_fault(debit(f"fresh-{n}", 1)) is None
+            hits.append(ledger.take_fault(debit("k1", 100)) is not None)
+        return hits
+
+    pattern = replay_hits(interleave=False)
+
+    assert pattern == replay_hits(interleave=True)
+    assert 0 < sum(pattern) < 30
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"mode": "duplicate", "code": "DUPLICATE_TRANSACTION"},
+        {"mode": "duplicate", "code": "OTHER"},
+        {"mode": "duplicate", "status": 409},
+        {"mode": "duplicate", "types": ["wallet.balance"]},
+        {"mode": "duplicate", "types": ["wallet.credit", "wallet.balance"]},
+        {"mode": "reset", "times": 0},
+        {"mode": "reset", "types": "wallet.debit"},
+        {"mode": "Reset"},
+    ],
+)
+def test_invalid_reset_and_duplicate_faults_are_refused(spec: dict[str, Any]) -> None:
+    ledger = Ledger()
+
+    with pytest.raises(InvalidCall):
+        ledger.add_fault(spec)
+
+    assert ledger.faults() == []
+
+
+def test_a_duplicate_faults_message_can_be_chosen() -> None:
+    ledger = Ledger()
+    ledger.add_fault({"mode": "duplicate", "message": "no replays here"})
+    ledger.apply(credit("c1", 5))
+
+    hit = ledger.take_fault(credit("c1", 5))
+
+    assert hit is not None and hit.message == "no replays here"
