@@ -3,6 +3,8 @@
 
     python3 dev.py serve   # set up, then serve the API on embedded defaults
     python3 dev.py test    # set up, then run the whole test suite (pytest args may follow)
+    python3 dev.py chaos   # the full chaos run of docs/reliability.md (needs PostgreSQL
+                           # and redis-server; optional seed, default 1)
 
 Both create ``.venv`` and install the pinned requirements on first use (again only when a
 requirements file changes). ``serve`` uses SQLite under ``instance/``, the in-process
@@ -206,11 +208,25 @@ def test(pytest_args: list[str]) -> int:
     return code
 
 
+def chaos(argv: list[str]) -> int:
+    seed = argv[0] if argv else "1"
+    os.environ.update(
+        CHAOS_PROFILE="full",
+        CHAOS_SEED=seed,
+        CHAOS_REPORT=str(ROOT / "instance" / f"chaos-full-seed{seed}.json"),
+        LOOTBOX_REQUIRE_SERVICES="1",
+    )
+    (ROOT / "instance").mkdir(exist_ok=True)
+    return test(["tests/system/test_chaos.py", "-p", "no:cacheprovider", "-q"])
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("serve", "test"):
+    commands = {"serve": lambda: serve(), "test": lambda: test(argv[1:])}
+    commands["chaos"] = lambda: chaos(argv[1:])
+    if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
-    return serve() if argv[0] == "serve" else test(argv[1:])
+    return commands[argv[0]]()
 
 
 if __name__ == "__main__":
