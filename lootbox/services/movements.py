@@ -17,6 +17,7 @@ from lootbox.domain.errors import (
     IdempotencyKeyReused,
     LootboxError,
     OperationInProgress,
+    ServiceUnavailable,
     WalletRefused,
     WalletUnavailable,
 )
@@ -110,6 +111,17 @@ def send_and_settle(ctx: ServiceContext, leased: Leased, on_settle: SettleHook) 
     outcome = _resend_answer(
         leased, ctx.wallet.send(leased.operator.wallet, wallet_call(leased.movement))
     )
+    try:
+        _settle(ctx, leased, outcome, on_settle)
+    except ServiceUnavailable:
+        _release_after_failed_settle(ctx, leased)
+        raise
+    return outcome
+
+
+def _settle(
+    ctx: ServiceContext, leased: Leased, outcome: WalletOutcome, on_settle: SettleHook
+) -> None:
     with ctx.uow_factory() as uow:
         now = ctx.clock.now()
         m, token = leased.movement, leased.token
@@ -127,7 +139,23 @@ def send_and_settle(ctx: ServiceContext, leased: Leased, on_settle: SettleHook) 
         if settled:
             on_settle(uow, leased, outcome, now)
         uow.commit()
-    return outcome
+
+
+def _release_after_failed_settle(ctx: ServiceContext, leased: Leased) -> None:
+    """The settle transaction failed (a serialization failure, a dropped connection) after
+    the wallet answered: the answer is lost with it, so the movement is as unknown as
+    after a timeout. Free the lease in a fresh transaction, so the caller's retry (or the
+    reconciler) re-sends at once instead of waiting the lease out; if the database is
+    really down this fails too, and the lease simply expires. Fenced like any settle: if
+    the failed commit did land, the row is no longer pending and nothing changes."""
+    try:
+        with ctx.uow_factory() as uow:
+            uow.ledger.release(leased.movement.id, leased.token, "settle failed", ctx.clock.now())
+            uow.commit()
+    except ServiceUnavailable:
+        log.warning(
+            "movement %s: settle failed and its lease could not be freed", leased.movement.id
+        )
 
 
 def _resend_answer(leased: Leased, outcome: WalletOutcome) -> WalletOutcome:
