@@ -49,7 +49,9 @@ Administration, under ``/_admin`` (JSON in and out)
 
 Faults (``POST /_admin/faults``), so a client's failure handling can be tested for real
     ``refuse``            refuse with ``code`` (HTTP 422, 403 for PLAYER_BLOCKED); nothing
-                          is applied.
+                          is applied. A repeat of an applied key is never refused (it
+                          passes by, using up nothing): a wallet keeps its answer for a
+                          key, so a refusal always means "not applied".
     ``error``             answer HTTP ``status`` (default 503) with a non-JSON body;
                           nothing is applied.
     ``delay``             sleep ``delayMs``, then answer normally.

@@ -246,6 +246,7 @@ FAULT_MODES: frozenset[str] = frozenset(
 )
 # A wallet that does not replay: it answers a repeat of an applied key with this refusal.
 DUPLICATE_FAULT = "duplicate"
+REFUSE_FAULT = "refuse"
 DUPLICATE_FAULT_MESSAGE = (
     "idempotency key was already used (injected duplicate fault: this wallet does not replay)"
 )
@@ -490,11 +491,11 @@ class Ledger:
 
         ``call`` may be just a call type (then a ``duplicate`` fault, which needs the key
         and payload, never matches). A ``duplicate`` fault matches only a replay of an
-        applied key; a call that is not a replay passes it by without using up its
-        ``times``, drawing from its ``rate`` or counting as faulted. Whether the key was
-        applied is checked under the same lock that takes the fault, so a hit means the
-        key *was* applied: answering the refusal instead of the stored answer moves
-        nothing.
+        applied key, and a ``refuse`` fault never does; a call a fault does not match
+        passes it by without using up its ``times``, drawing from its ``rate`` or
+        counting as faulted. Whether the key was applied is checked under the same lock
+        that takes the fault, so a ``duplicate`` hit means the key *was* applied:
+        answering the refusal instead of the stored answer moves nothing.
         """
         call_type = call if isinstance(call, str) else call.type
         with self._lock:
@@ -502,6 +503,11 @@ class Ledger:
                 if fault.types is not None and call_type not in fault.types:
                     continue
                 if fault.mode == DUPLICATE_FAULT and not self._is_replay_locked(call):
+                    continue
+                # A wallet keeps its answer for an applied key (contract section 6): a
+                # repeat is never refused, whatever a new call would be told. Refusing
+                # it would be a wallet no client can be correct against.
+                if fault.mode == REFUSE_FAULT and self._is_replay_locked(call):
                     continue
                 if fault.rate is not None and fault._rng.random() >= fault.rate:
                     continue

@@ -327,3 +327,15 @@ def test_a_duplicate_faults_message_can_be_chosen() -> None:
     hit = ledger.take_fault(credit("c1", 5))
 
     assert hit is not None and hit.message == "no replays here"
+
+
+def test_a_refuse_fault_never_refuses_a_replay_of_an_applied_key() -> None:
+    """A refusal must mean "not applied": a client that takes it at its word (frees the
+    item) would otherwise credit twice. The replay passes the fault by, using up nothing."""
+    ledger = Ledger()
+    ledger.apply(debit("k1", 300))
+    ledger.add_fault({"mode": "refuse", "code": "PLAYER_BLOCKED", "times": 1})
+
+    assert ledger.take_fault(debit("k1", 300)) is None
+    hit = ledger.take_fault(debit("k2", 300))
+    assert hit is not None and hit.code == "PLAYER_BLOCKED"
