@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from lootbox.domain.errors import ServiceUnavailable
@@ -96,7 +97,11 @@ class SqlAlchemyUnitOfWork:
             pass  # the connection is already gone; nothing was committed
         finally:
             self.session.close()
-        if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
+        # A pool with no connection to spare within its timeout is as unavailable to this
+        # request as a server that does not answer.
+        if isinstance(exc, PoolTimeout) or (
+            isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError)
+        ):
             raise ServiceUnavailable("database unavailable, nothing was changed") from exc
 
     def commit(self) -> None:

@@ -556,9 +556,10 @@ class LedgerRepository(_Repository):
     def due_for_redrive(
         self, now: datetime, *, after_id: int = 0, limit: int = 100
     ) -> list[MoneyMovement]:
-        """Pending movements nobody holds a live lease on, oldest first from ``after_id``:
-        what the reconciler re-sends. Keyset-paged on the id, so a pass never revisits a
-        row and never skips one that was due when the pass reached it."""
+        """Pending movements nobody holds a live lease on at ``now``, oldest first after
+        ``after_id``: what the reconciler re-sends. Keyset-paged on the id, so a pass that
+        keeps ``now`` fixed never revisits a row; one that became due after ``now`` waits
+        for the next pass."""
         rows = self.session.scalars(
             select(MoneyMovementRow)
             .where(MoneyMovementRow.id > after_id, *self._due(now))

@@ -17,7 +17,6 @@ from lootbox.domain.errors import (
     IdempotencyKeyReused,
     LootboxError,
     OperationInProgress,
-    ServiceUnavailable,
     WalletRefused,
     WalletUnavailable,
 )
@@ -29,6 +28,7 @@ from lootbox.ports import (
     WalletAccepted,
     WalletMoneyCall,
     WalletOutcome,
+    WalletOutcomeUnknown,
     WalletRefusal,
 )
 from lootbox.services.context import ServiceContext
@@ -113,7 +113,7 @@ def send_and_settle(ctx: ServiceContext, leased: Leased, on_settle: SettleHook) 
     )
     try:
         _settle(ctx, leased, outcome, on_settle)
-    except ServiceUnavailable:
+    except Exception:
         _release_after_failed_settle(ctx, leased)
         raise
     return outcome
@@ -142,37 +142,45 @@ def _settle(
 
 
 def _release_after_failed_settle(ctx: ServiceContext, leased: Leased) -> None:
-    """The settle transaction failed (a serialization failure, a dropped connection) after
-    the wallet answered: the answer is lost with it, so the movement is as unknown as
-    after a timeout. Free the lease in a fresh transaction, so the caller's retry (or the
-    reconciler) re-sends at once instead of waiting the lease out; if the database is
-    really down this fails too, and the lease simply expires. Fenced like any settle: if
-    the failed commit did land, the row is no longer pending and nothing changes."""
+    """The settle transaction failed (a serialization failure, a dropped connection, an
+    exhausted pool) after the wallet answered: the answer is lost with it, so the movement
+    is as unknown as after a timeout. Free the lease in a fresh transaction, so the
+    caller's retry (or the reconciler) re-sends at once instead of waiting the lease out;
+    if the database is really down this fails too, and the lease simply expires. Fenced
+    like any settle: if the failed commit did land, the row is no longer pending and
+    nothing changes."""
     try:
         with ctx.uow_factory() as uow:
             uow.ledger.release(leased.movement.id, leased.token, "settle failed", ctx.clock.now())
             uow.commit()
-    except ServiceUnavailable:
+    except Exception:  # never mask the settle's own error; the lease expires by itself
         log.warning(
             "movement %s: settle failed and its lease could not be freed", leased.movement.id
         )
 
 
 def _resend_answer(leased: Leased, outcome: WalletOutcome) -> WalletOutcome:
-    """A wallet that answers a re-send with ``DUPLICATE_TRANSACTION`` holds an operation
-    under this key. We only ever send one payload per armed key, and this payload was sent
-    before (``attempts``), so that operation is ours: the earlier send was applied and its
-    answer lost. Taking it as a refusal would free the item or round for a second credit."""
+    """A wallet that answers a re-send with ``DUPLICATE_TRANSACTION`` holds *some*
+    operation under this key, and does not say whose. It may be ours, applied and its answer
+    lost (a wallet that does not replay), or another system's that happens to share the key
+    in that wallet, while ours never arrived (a connect failure). Booking it as applied
+    could record money that never moved; as refused, free the item for a second credit. So
+    it stays what it is, unknown: pending, re-sent by the next attempt and the reconciler,
+    and visible to on-call until the wallet gives a definite answer. On a first send it is
+    an ordinary refusal: nothing of ours can be there yet."""
     if (
         isinstance(outcome, WalletRefusal)
         and outcome.code == DUPLICATE_TRANSACTION
         and leased.movement.attempts > 0
     ):
         log.warning(
-            "wallet answered DUPLICATE_TRANSACTION to re-sent key %r: taken as applied",
+            "wallet answered DUPLICATE_TRANSACTION to re-sent key %r: outcome still unknown",
             leased.movement.idempotency_key,
         )
-        return WalletAccepted(balance_after_minor=None, provider_txn_ref=None)
+        return WalletOutcomeUnknown(
+            "the wallet answered DUPLICATE_TRANSACTION to a re-send: it holds an operation "
+            "under this key but did not replay its answer"
+        )
     return outcome
 
 

@@ -12,16 +12,22 @@ cashback marks the item ``cashed_back``, an accepted refund the round ``refunded
 accepted debit holds or draws the round; refusals put the item back to ``unresolved``, the
 round back to ``held``, or void an unpaid round. An unknown outcome stays pending for the
 next pass. Several reconcilers (or a reconciler and live traffic) may run at once.
+
+A wallet that is down must not be hammered, nor hold up every other operator: within a
+pass, after ``GIVE_UP_AFTER`` unknown outcomes in a row from one operator's wallet, that
+operator's remaining movements are left for the next pass without a call.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import assert_never
 
 from lootbox.domain.errors import OperationInProgress
 from lootbox.domain.records import MoneyMovement, MovementReason, MovementStatus
@@ -34,20 +40,26 @@ from lootbox.services.purchase import settle_debit
 
 # Rows read per query; a pass pages through the due set by id.
 BATCH_SIZE = 100
-# Wallet calls in flight at once during a pass: calls are I/O bound, and one slow wallet
-# must not hold up every other operator's pending movements behind it.
+# Wallet calls in flight at once during a pass: calls are I/O bound.
 DEFAULT_CONCURRENCY = 4
+# Unknown outcomes in a row from one operator's wallet after which a pass stops calling it.
+GIVE_UP_AFTER = 3
+
+log = logging.getLogger(__name__)
 
 
 class Redrive(StrEnum):
     COMPLETED = "completed"  # accepted: final
     REFUSED = "refused"  # refused: final, the subject is free again (or voided)
-    STILL_PENDING = "stillPending"  # unknown outcome again, or someone else holds it
+    STILL_PENDING = "stillPending"  # the wallet's answer is unknown again
+    BUSY = "busy"  # a live request holds its lease right now (counted as still pending)
 
 
 @dataclass
 class ReconcileSummary:
-    """What one pass did; ``examined`` = ``completed`` + ``refused`` + ``stillPending``."""
+    """What one pass did; ``examined`` = ``completed`` + ``refused`` + ``stillPending``.
+    A movement a live request settled between the listing and the lease counts by its
+    final status: the pass found it completed (or refused)."""
 
     examined: int = 0
     completed: int = 0
@@ -62,7 +74,7 @@ class ReconcileSummary:
         elif result is Redrive.REFUSED:
             self.refused += 1
         else:
-            self.still_pending += 1
+            self.still_pending += 1  # unknown again, or busy
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -81,28 +93,53 @@ def reconcile_once(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> ReconcileSummary:
     """One pass over the movements due for a re-drive when it starts (pending, lease
     expired). A movement whose outcome stays unknown is examined once per pass; the next
-    pass (``run_forever``) tries again. Raises ``ServiceUnavailable`` if the database is."""
+    pass (``run_forever``) tries again. ``stop`` ends the pass early: the movements in
+    hand are finished, the others are left for the next run. Raises ``ServiceUnavailable``
+    if the database cannot even list what is due."""
     summary = ReconcileSummary()
     start = ctx.clock.now()
     with ctx.uow_factory() as uow:
         summary.due = uow.ledger.count_due_for_redrive(start)
     lock = threading.Lock()
+    unknown_in_a_row: dict[int, int] = {}
 
     def one(movement: MoneyMovement) -> None:
-        result = redrive(ctx, movement)
+        if stop is not None and stop.is_set():
+            return
         with lock:
+            wallet_down = unknown_in_a_row.get(movement.operator_id, 0) >= GIVE_UP_AFTER
+        result = Redrive.STILL_PENDING if wallet_down else _redrive_safely(ctx, movement)
+        with lock:
+            if result is Redrive.STILL_PENDING:
+                unknown_in_a_row[movement.operator_id] = (
+                    unknown_in_a_row.get(movement.operator_id, 0) + 1
+                )
+            elif result is not Redrive.BUSY:
+                unknown_in_a_row[movement.operator_id] = 0
             summary.add(result)
             if progress is not None:
                 progress(summary)
 
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="reconcile") as pool:
         for batch in _due_batches(ctx, start):
-            # ``list`` re-raises the first failure (a database outage) after the batch.
             list(pool.map(one, batch))
+            if stop is not None and stop.is_set():
+                break
     return summary
+
+
+def _redrive_safely(ctx: ServiceContext, movement: MoneyMovement) -> Redrive:
+    """One movement's failure (the database blinking, a bug) must not end the pass for
+    every movement after it: it stays pending for the next pass, and the log says why."""
+    try:
+        return redrive(ctx, movement)
+    except Exception:
+        log.exception("reconcile: movement %s failed; it stays pending", movement.id)
+        return Redrive.STILL_PENDING
 
 
 def _due_batches(ctx: ServiceContext, start: datetime) -> Iterable[list[MoneyMovement]]:
@@ -129,7 +166,7 @@ def redrive(ctx: ServiceContext, movement: MoneyMovement) -> Redrive:
         try:
             leased = lease(ctx, uow, operator, current)
         except OperationInProgress:
-            return Redrive.STILL_PENDING  # a request is re-driving it right now
+            return Redrive.BUSY  # a request is re-driving it right now
         uow.commit()
     outcome = send_and_settle(ctx, leased, settle_hook(ctx, current.reason))
     if isinstance(outcome, WalletAccepted):
@@ -145,7 +182,9 @@ def settle_hook(ctx: ServiceContext, reason: MovementReason) -> SettleHook:
         return settle_cashback
     if reason is MovementReason.REFUND:
         return settle_refund
-    return settle_debit(ctx.rng)  # open or prepay
+    if reason is MovementReason.OPEN or reason is MovementReason.PREPAY:
+        return settle_debit(ctx.rng)
+    assert_never(reason)
 
 
 def _final(status: MovementStatus) -> Redrive:
@@ -166,7 +205,7 @@ def run_forever(
     that exits on the first outage would need a human to bring it back."""
     while not stop.is_set():
         try:
-            on_pass(reconcile_once(ctx, concurrency=concurrency))
+            on_pass(reconcile_once(ctx, concurrency=concurrency, stop=stop))
         except Exception as exc:
             on_error(exc)
         stop.wait(interval_seconds)

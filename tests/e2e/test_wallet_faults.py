@@ -59,7 +59,7 @@ def cashed_back(item: dict[str, Any]) -> dict[str, Any]:
 # --- a wallet that does not replay --------------------------------------------------------------
 
 
-def test_a_lost_cashout_answered_duplicate_on_the_resend_is_taken_as_applied(
+def test_a_lost_cashout_answered_duplicate_on_the_resend_stays_unknown_until_a_replay(
     make_world: WorldFactory,
 ) -> None:
     world = short_timeout_world(make_world)
@@ -72,32 +72,31 @@ def test_a_lost_cashout_answered_duplicate_on_the_resend_is_taken_as_applied(
     assert len(world.wallet.credits()) == 1  # the wallet did apply it
     assert item_state(world, item) == "cashback_pending"
 
-    # The wallet will not replay: the re-sent key gets DUPLICATE_TRANSACTION. We sent that
-    # key before, so the operation under it is ours and was applied.
+    # The wallet will not replay: the re-sent key gets DUPLICATE_TRANSACTION. It holds some
+    # operation under the key and does not say whose, so the outcome is still unknown:
+    # neither booked as applied nor freed for a second credit.
     world.wallet.fault("duplicate", times=1, types=["wallet.credit"])
     retry = world.api.cashout(**cashout_body(item))
 
-    assert retry.status == 200, retry.data
-    assert retry.json["item"] == cashed_back(item)
+    assert (retry.status, retry.code) == (503, "WALLET_UNAVAILABLE"), retry.data
     assert world.wallet.fault_count() == 0, "the re-send reached the duplicate fault"
     stats = world.wallet.stats()
     # Faulted: the drop and the duplicate; the re-send was refused, never replayed.
     assert (stats["faulted"], stats["refused"], stats["replayed"]) == (2, 1, 0)
+    assert item_state(world, item) == "cashback_pending"
+    assert movement_statuses(world, item) == [(default_key(item), "pending")]
+    # A fresh key meanwhile re-sends the same pending credit, never a second one.
+    fresh = world.api.cashout(**cashout_body(item, idempotencyKey="fresh-key-after-dup"))
+    assert (fresh.status, fresh.code) == (422, "CASHBACK_NOT_AVAILABLE"), fresh.data
+
     (credit,) = world.wallet.credits()
     assert credit["idempotencyKey"] == default_key(item)
     assert credit["amountMinor"] == GOLD_CASHBACK_EUR
     assert item_state(world, item) == "cashed_back"
     assert movement_statuses(world, item) == [(default_key(item), "accepted")]
-
-    # A fresh key cannot cash the same item again, and moves no money.
-    fresh = world.api.cashout(**cashout_body(item, idempotencyKey="fresh-key-after-dup"))
-
-    assert (fresh.status, fresh.code) == (422, "CASHBACK_NOT_AVAILABLE")
-    assert len(world.wallet.credits()) == 1
-    # And the original request keeps its answer.
+    # And the original request gets its answer.
     again = world.api.cashout(**cashout_body(item))
-    assert again.status == 200
-    assert again.replayed
+    assert again.status == 200, again.data
     assert again.json["item"] == cashed_back(item)
     assert len(world.wallet.credits()) == 1
 

@@ -3,12 +3,13 @@ key and amount until the wallet answers, then settled like its use case would (i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from lootbox.domain.errors import WalletRefused, WalletUnavailable
+from lootbox.domain.errors import CashbackNotAvailable, WalletRefused, WalletUnavailable
 from lootbox.domain.records import MovementPhase, Operator
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 from lootbox.ports import WalletAccepted, WalletMoneyCall, WalletOutcome, WalletRefusal
@@ -225,19 +226,24 @@ def test_a_late_finisher_whose_lease_was_taken_over_changes_nothing(world: World
     assert len(credits_for(world, item)) == 1
 
 
-def test_a_duplicate_transaction_answer_to_a_re_send_is_taken_as_applied(world: World) -> None:
+def test_a_duplicate_transaction_answer_to_a_re_send_leaves_the_outcome_unknown(
+    world: World,
+) -> None:
     item = world.won_item()
     world.harness.wallet.apply_then_unknown()
     with pytest.raises(WalletUnavailable):
         world.cash_out(item)
-    # A wallet that does not replay: it refuses the key it already applied.
+    # A wallet that does not replay: it refuses the key it holds, without saying whose.
     world.harness.wallet.refuse_next("DUPLICATE_TRANSACTION")
 
-    assert world.reconcile().completed == 1
-    assert world.item_state(item) is ItemState.CASHED_BACK
-    # A fresh key cannot credit the item again.
-    with pytest.raises(Exception, match="cashed back"):
+    assert world.reconcile().still_pending == 1
+    assert world.item_state(item) is ItemState.CASHBACK_PENDING
+    # A fresh key cannot credit the item again meanwhile.
+    with pytest.raises(CashbackNotAvailable):
         world.cash_out(item, key="another-key")
+    # Once the wallet replays its answer, the credit is booked, once.
+    assert world.reconcile().to_json()["completed"] == 0  # the fresh key's request did it
+    assert world.item_state(item) is ItemState.CASHED_BACK
     assert len(credits_for(world, item)) == 1
 
 
@@ -373,3 +379,65 @@ def test_an_accepted_answer_is_what_completes_a_movement(world: World) -> None:
     assert movement.status == "accepted"
     assert movement.provider_txn_ref is not None
     assert isinstance(world.harness.wallet._answers[movement.idempotency_key][1], WalletAccepted)
+
+
+def test_one_failing_movement_does_not_end_the_pass_for_the_others(world: World) -> None:
+    first, second = world.won_item(), world.won_item()
+    world.harness.wallet.fail_next(times=2)
+    for item in (first, second):
+        with pytest.raises(WalletUnavailable):
+            world.cash_out(item)
+
+    def explode(_call: WalletMoneyCall) -> None:
+        raise RuntimeError("a bug in one movement's path")
+
+    world.harness.wallet.during_next_send(explode)
+    summary = reconcile_once(world.harness.ctx, concurrency=1)
+
+    assert summary.to_json() == {"examined": 2, "completed": 1, "refused": 0, "stillPending": 1}
+    assert world.item_state(first) is ItemState.CASHBACK_PENDING
+    assert world.item_state(second) is ItemState.CASHED_BACK
+    # It failed mid-call, like a crash: its lease runs out, then the next pass takes it.
+    assert world.reconcile().examined == 0
+    world.harness.clock.advance(LEASE + 5.1)
+    assert world.reconcile().completed == 1
+
+
+def test_a_pass_stops_calling_a_wallet_that_keeps_failing(world: World) -> None:
+    other = world.harness.create_operator("other-brand")
+    other_box = world.harness.import_catalog(other.slug, box_doc("gold", price_minor=PRICE))
+    items = [world.won_item() for _ in range(5)]
+    world.harness.wallet.fail_next(times=5)
+    for item in items:
+        with pytest.raises(WalletUnavailable):
+            world.cash_out(item)
+    (other_item,) = world.harness.buy(other, PLAYER, other_box["gold"]).won_items
+    world.harness.wallet.fail_next()
+    with pytest.raises(WalletUnavailable):
+        cash_out(
+            world.harness.ctx,
+            CashOut(other.id, PLAYER, other_item.inventory_item_id, None, "other-key"),
+        )
+    sent_before = len(world.harness.wallet.sent)
+    world.harness.wallet.fail_next(times=3)  # the first operator's wallet is still down
+
+    summary = reconcile_once(world.harness.ctx, concurrency=1)
+
+    # Three unknown answers in a row, then the rest of that operator's movements wait for
+    # the next pass; the other operator's is still re-driven.
+    assert len(world.harness.wallet.sent) - sent_before == 4
+    assert summary.to_json() == {"examined": 6, "completed": 1, "refused": 0, "stillPending": 5}
+    assert world.reconcile().completed == 5
+
+
+def test_a_stopped_pass_leaves_what_it_has_not_started(world: World) -> None:
+    item = world.won_item()
+    world.harness.wallet.fail_next()
+    with pytest.raises(WalletUnavailable):
+        world.cash_out(item)
+    stop = threading.Event()
+    stop.set()
+
+    assert reconcile_once(world.harness.ctx, stop=stop).examined == 0
+    assert world.item_state(item) is ItemState.CASHBACK_PENDING
+    assert world.reconcile().completed == 1
