@@ -54,7 +54,8 @@ Faults (``POST /_admin/faults``), so a client's failure handling can be tested f
                           key, so a refusal always means "not applied".
     ``error``             answer HTTP ``status`` (default 503) with a non-JSON body;
                           nothing is applied.
-    ``delay``             sleep ``delayMs``, then answer normally.
+    ``delay``             sleep ``delayMs``, then answer normally. The wallet handles one
+                          copy of a key at a time, so a copy arriving meanwhile waits.
     ``apply_then_drop``   handle the call as usual (apply it, replay it, or refuse it),
                           then drop the TCP connection with no HTTP answer at all: the
                           wallet moved the money but the client cannot know it.
@@ -160,6 +161,15 @@ class WalletState:
     # Set when the server stops, so request threads sleeping for a delay fault wake up
     # instead of outliving the server.
     stopping: threading.Event = field(default_factory=threading.Event)
+    _key_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _key_locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def key_lock(self, idempotency_key: str) -> threading.Lock:
+        """One lock per idempotency key: a wallet must not work on two copies of one
+        operation at once (contract section 6), or a copy arriving while the first is still
+        being processed could be refused, and the first then applied."""
+        with self._key_locks_guard:
+            return self._key_locks.setdefault(idempotency_key, threading.Lock())
 
     def pause(self, delay_ms: int) -> None:
         """Sleep for a delay fault. Never called with the ledger lock held."""
@@ -248,6 +258,14 @@ def _register_rpc(app: Flask, state: WalletState) -> None:
                 f"header {HEADER_IDEMPOTENCY_KEY} must equal the body's idempotencyKey",
             )
 
+        if isinstance(call, MoneyCall):
+            # Copies of one key are handled one after the other, delays included: the
+            # second sees the first's outcome (a replay, or a free key after a refusal).
+            with state.key_lock(call.idempotency_key):
+                return handle(call)
+        return handle(call)
+
+    def handle(call: MoneyCall | BalanceQuery) -> ResponseReturnValue:
         fault = ledger.take_fault(call)
         if fault is not None:
             if fault.mode == "error":

@@ -563,6 +563,33 @@ def test_a_delayed_call_does_not_hold_up_other_calls(client: WalletClient) -> No
     assert slow_done.is_set()
 
 
+def test_a_copy_of_a_key_arriving_during_a_delay_waits_and_gets_the_replay(
+    client: WalletClient,
+) -> None:
+    """The first copy is slow (the client gave up on it); a re-send arrives while it is
+    still being handled. The wallet must not refuse the re-send and then apply the first:
+    the client would free the item for a second credit. It handles copies one at a time."""
+    client.add_fault(mode="delay", delayMs=800, times=1)
+    client.add_fault(mode="refuse", code="PLAYER_LIMIT_REACHED", times=1)
+    first: list[requests.Response] = []
+
+    def slow_copy() -> None:
+        other = WalletClient(client.wallet)
+        first.append(other.credit("k-slow", 100))
+        other.close()
+
+    thread = threading.Thread(target=slow_copy)
+    thread.start()
+    time.sleep(0.2)
+    second = client.credit("k-slow", 100)
+    thread.join(timeout=TIMEOUT)
+
+    assert first[0].json()["accepted"] is True
+    assert second.status_code == 200
+    assert second.json() == first[0].json()
+    assert len(client.transactions()) == 1
+
+
 def test_apply_then_drop_applies_then_hangs_up_and_the_retry_replays(
     client: WalletClient,
 ) -> None:
