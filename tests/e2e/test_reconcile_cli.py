@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.conftest import PLAYER, World
+from tests.processes import read_line
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FLASK = Path(sys.executable).parent / "flask"
@@ -92,7 +89,8 @@ def test_the_worker_loop_reconciles_and_stops_cleanly_on_sigterm(world: World) -
         stderr=subprocess.PIPE,
     )
     try:
-        line = _read_line(worker, timeout=30)
+        line = read_line(worker, timeout=30)
+        assert line, "the worker printed no summary in 30 s"
         assert json.loads(line) == {
             "examined": 1,
             "completed": 1,
@@ -112,21 +110,3 @@ def test_the_worker_loop_reconciles_and_stops_cleanly_on_sigterm(world: World) -
         stderr = worker.stderr.read().decode(errors="replace")
         worker.stderr.close()
     assert "stopping after this pass" in stderr, stderr
-
-
-def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    while time.monotonic() < deadline and b"\n" not in buffer:
-        if proc.poll() is not None:
-            break
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            buffer += chunk
-    if b"\n" not in buffer:
-        pytest.fail(f"the worker printed no summary in {timeout} s: {buffer!r}")
-    return buffer.split(b"\n", 1)[0].decode()

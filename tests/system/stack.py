@@ -12,7 +12,6 @@ import contextlib
 import http.client
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -32,6 +31,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from config.settings import Settings
 from lootbox.signing import signed_headers
+from tests.processes import read_line
 from tests.redis_server import PrivateRedis, private_redis_server
 
 T = TypeVar("T")
@@ -437,18 +437,7 @@ def _start_wallet(logdir: Path) -> tuple[subprocess.Popen[bytes], str]:
             stdout=subprocess.PIPE,
             stderr=log,
         )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT
-    line = b""
-    while time.monotonic() < deadline and not line.endswith(b"\n"):
-        if proc.poll() is not None:
-            break
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            line += chunk
+    line = read_line(proc, START_TIMEOUT)
     try:
         announced = json.loads(line)
         assert announced["refwallet"] == "ready"

@@ -51,6 +51,18 @@ class World:
             CashOut(self.operator.id, PLAYER, item_id, None, key or default_cashout_key(item_id)),
         )
 
+    def pending_cashout(self, *, applied: bool) -> int:
+        """A won item whose cashout ended in an unknown outcome: the wallet applied the
+        credit and the answer was lost (``applied``), or the call never arrived."""
+        item = self.won_item()
+        if applied:
+            self.harness.wallet.apply_then_unknown()
+        else:
+            self.harness.wallet.fail_next()
+        with pytest.raises(WalletUnavailable):
+            self.cash_out(item)
+        return item
+
     def cancel(self, public_id: str) -> None:
         cancel_round(
             self.harness.ctx,
@@ -88,10 +100,7 @@ def credits_for(world: World, item_id: int) -> list[WalletMoneyCall]:
 def test_a_credit_applied_before_its_answer_was_lost_is_completed_without_a_second_credit(
     world: World,
 ) -> None:
-    item = world.won_item()
-    world.harness.wallet.apply_then_unknown()
-    with pytest.raises(WalletUnavailable):
-        world.cash_out(item)
+    item = world.pending_cashout(applied=True)
 
     summary = world.reconcile()
 
@@ -105,10 +114,7 @@ def test_a_credit_applied_before_its_answer_was_lost_is_completed_without_a_seco
 
 
 def test_a_credit_the_wallet_never_saw_is_sent_and_settled(world: World) -> None:
-    item = world.won_item()
-    world.harness.wallet.fail_next()
-    with pytest.raises(WalletUnavailable):
-        world.cash_out(item)
+    item = world.pending_cashout(applied=False)
     assert credits_for(world, item) == []
 
     assert world.reconcile().completed == 1
@@ -119,10 +125,7 @@ def test_a_credit_the_wallet_never_saw_is_sent_and_settled(world: World) -> None
 def test_the_callers_retry_after_reconciliation_gets_the_result_without_a_wallet_call(
     world: World,
 ) -> None:
-    item = world.won_item()
-    world.harness.wallet.apply_then_unknown()
-    with pytest.raises(WalletUnavailable):
-        world.cash_out(item)
+    item = world.pending_cashout(applied=True)
     world.reconcile()
     sent_before = len(world.harness.wallet.sent)
 
@@ -133,10 +136,7 @@ def test_the_callers_retry_after_reconciliation_gets_the_result_without_a_wallet
 
 
 def test_a_refused_re_send_frees_the_item_and_is_counted_refused(world: World) -> None:
-    item = world.won_item()
-    world.harness.wallet.fail_next()
-    with pytest.raises(WalletUnavailable):
-        world.cash_out(item)
+    item = world.pending_cashout(applied=False)
     world.harness.wallet.refuse_next("PLAYER_BLOCKED")
 
     summary = world.reconcile()
@@ -229,10 +229,7 @@ def test_a_late_finisher_whose_lease_was_taken_over_changes_nothing(world: World
 def test_a_duplicate_transaction_answer_to_a_re_send_leaves_the_outcome_unknown(
     world: World,
 ) -> None:
-    item = world.won_item()
-    world.harness.wallet.apply_then_unknown()
-    with pytest.raises(WalletUnavailable):
-        world.cash_out(item)
+    item = world.pending_cashout(applied=True)
     # A wallet that does not replay: it refuses the key it holds, without saying whose.
     world.harness.wallet.refuse_next("DUPLICATE_TRANSACTION")
 
@@ -370,10 +367,7 @@ def test_a_pass_with_nothing_pending_examines_nothing(world: World) -> None:
 
 def test_an_accepted_answer_is_what_completes_a_movement(world: World) -> None:
     """Guard against a reconciler that counts without settling: the ledger row is final."""
-    item = world.won_item()
-    world.harness.wallet.fail_next()
-    with pytest.raises(WalletUnavailable):
-        world.cash_out(item)
+    item = world.pending_cashout(applied=False)
     world.reconcile()
     (movement,) = [m for m in world.harness.movements() if m.inventory_item_id == item]
     assert movement.status == "accepted"
@@ -431,10 +425,7 @@ def test_a_pass_stops_calling_a_wallet_that_keeps_failing(world: World) -> None:
 
 
 def test_a_stopped_pass_leaves_what_it_has_not_started(world: World) -> None:
-    item = world.won_item()
-    world.harness.wallet.fail_next()
-    with pytest.raises(WalletUnavailable):
-        world.cash_out(item)
+    item = world.pending_cashout(applied=False)
     stop = threading.Event()
     stop.set()
 
