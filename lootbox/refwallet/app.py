@@ -107,6 +107,7 @@ from lootbox.refwallet.ledger import (
     PLAYER_BLOCKED,
     Applied,
     BalanceQuery,
+    FaultHit,
     InvalidCall,
     Ledger,
     MoneyCall,
@@ -258,42 +259,51 @@ def _register_rpc(app: Flask, state: WalletState) -> None:
                 f"header {HEADER_IDEMPOTENCY_KEY} must equal the body's idempotencyKey",
             )
 
-        if isinstance(call, MoneyCall):
-            # Copies of one key are handled one after the other, delays included: the
-            # second sees the first's outcome (a replay, or a free key after a refusal).
-            with state.key_lock(call.idempotency_key):
-                return handle(call)
-        return handle(call)
-
-    def handle(call: MoneyCall | BalanceQuery) -> ResponseReturnValue:
-        fault = ledger.take_fault(call)
-        if fault is not None:
-            if fault.mode == "error":
-                # Deliberately not JSON: a client must treat it as outcome unknown.
-                return Response(
-                    f"reference wallet: injected error {fault.status}\n",
-                    status=fault.status,
-                    mimetype="text/plain",
-                )
-            if fault.mode == "refuse":
-                return refuse(REFUSAL_STATUS.get(fault.code, 422), fault.code, fault.message)
-            if fault.mode == "duplicate":
-                # take_fault matched it only because this key was applied with this very
-                # payload: refuse instead of replaying, and move nothing.
-                return refuse(REFUSAL_STATUS[DUPLICATE_TRANSACTION], fault.code, fault.message)
-            if fault.mode == "reset":
-                # Before anything is applied: the call is lost, not just its answer.
-                return _hang_up(RESET, "connection reset (reset), nothing applied")
-            if fault.mode == "delay":
-                state.pause(fault.delay_ms)
-
-        status, answer = _answer(ledger, call)
-
+        # Copies of one key are decided one after the other, a delay before applying
+        # included: a copy arriving meanwhile waits, then sees the first's outcome (a
+        # replay, or a free key after a refusal). Never two copies in flight at once.
+        key_lock = (
+            state.key_lock(call.idempotency_key)
+            if isinstance(call, MoneyCall)
+            else contextlib.nullcontext()
+        )
+        with key_lock:
+            fault = ledger.take_fault(call)
+            early = _before_applying(fault)
+            if early is not None:
+                return early
+            status, answer = _answer(ledger, call)
+        # Decided: what follows only loses or delays the answer, so the key is free again.
         if fault is not None and fault.mode == "apply_then_delay":
             state.pause(fault.delay_ms)
         if fault is not None and fault.mode == "apply_then_drop":
             return _hang_up(HANG_UP, "answer lost (apply_then_drop)")
         return jsonify(answer), status
+
+    def _before_applying(fault: FaultHit | None) -> ResponseReturnValue | None:
+        """Act out a fault that answers instead of the wallet (or delays it); ``None``
+        when the call goes on to be decided."""
+        if fault is None:
+            return None
+        if fault.mode == "error":
+            # Deliberately not JSON: a client must treat it as outcome unknown.
+            return Response(
+                f"reference wallet: injected error {fault.status}\n",
+                status=fault.status,
+                mimetype="text/plain",
+            )
+        if fault.mode == "refuse":
+            return refuse(REFUSAL_STATUS.get(fault.code, 422), fault.code, fault.message)
+        if fault.mode == "duplicate":
+            # take_fault matched it only because this key was applied with this very
+            # payload: refuse instead of replaying, and move nothing.
+            return refuse(REFUSAL_STATUS[DUPLICATE_TRANSACTION], fault.code, fault.message)
+        if fault.mode == "reset":
+            # Before anything is applied: the call is lost, not just its answer.
+            return _hang_up(RESET, "connection reset (reset), nothing applied")
+        if fault.mode == "delay":
+            state.pause(fault.delay_ms)
+        return None
 
     app.add_url_rule(state.path, "wallet_rpc", wallet_rpc, methods=["POST"])
 

@@ -15,6 +15,7 @@ from tests.e2e.conftest import (
     World,
     WorldFactory,
     running_wallet,
+    wait_until,
 )
 
 NO_SUCH_ROUND = "r_01JD3ZQ5X4G8W9V2K7M6N5P4R3"
@@ -171,6 +172,7 @@ def test_cashout_answers_wallet_unavailable_when_the_wallet_is_slower_than_the_r
 
     assert reply.status == 503
     assert reply.code == "WALLET_UNAVAILABLE"
+    wait_until(lambda: len(world.wallet.credits()) == 1)  # the slow call finishes
     retry = world.api.cashout(playerExternalId=PLAYER, inventoryItemId=item["inventoryItemId"])
     assert retry.status == 200
     assert len(world.wallet.credits()) == 1
