@@ -98,23 +98,30 @@ class IdempotencyGuard:
         ``execute`` propagate after the key is released.
         """
         deadline = self.monotonic() + self.wait_seconds
-        consulted_database = False
+        consulted_database = dropped_stale = False
         while True:
             seen = self._claim_fast(req)
-            if seen is not None:
+            if seen is not None and seen.state == "completed":
                 self._check_fingerprint(req, seen)
-                if seen.state == "completed":
-                    return _replay(seen)
+                return _replay(seen)
+            if seen is not None:
                 # Redis says a request holds the key. The hold may be stale: a claim that
                 # reached a slow Redis after its request had finished through the database,
-                # or a release lost while Redis was down. The database has the last word
-                # on a finished request, so ask it once before waiting, and at the end.
+                # or a release lost while Redis was down. The database has the last word,
+                # so ask it once before waiting, and at the end.
                 if not consulted_database or self.monotonic() >= deadline:
                     consulted_database = True
-                    finished = self._completed_durably(req)
+                    finished, running = self._durable_state(req)
                     if finished is not None:
                         self._backfill_fast(req, finished)
                         return _replay(finished)
+                    if not running and not dropped_stale:
+                        # Nobody holds the key where it counts: drop the stale hold and
+                        # claim again (the database still arbitrates any race).
+                        self._drop_stale_fast(req, seen)
+                        dropped_stale = True
+                        continue
+                self._check_fingerprint(req, seen)
             else:
                 try:
                     claim = self._claim_durable(req)
@@ -152,13 +159,19 @@ class IdempotencyGuard:
             log.warning("redis unavailable, idempotency falls back to the database")
             return None
 
-    def _completed_durably(self, req: Request) -> IdempotencyRecord | None:
+    def _durable_state(self, req: Request) -> tuple[IdempotencyRecord | None, bool]:
+        """``(completed record or None, whether a request holds the key right now)``."""
         with self.uow_factory() as uow:
             record: IdempotencyRecord | None = uow.idempotency.get(req.operator_id, req.key)
+            running = bool(uow.idempotency.running(req.operator_id, req.key, self.clock.now()))
         if record is None or record.state != "completed":
-            return None
+            return None, running
         self._check_fingerprint(req, record)
-        return record
+        return record, False
+
+    def _drop_stale_fast(self, req: Request, stale: IdempotencyRecord) -> None:
+        with suppress(StoreUnavailable):  # then the next claim falls back to the database
+            self.store.release(req.operator_slug, req.key, stale.request_id)
 
     def _claim_durable(self, req: Request) -> DurableClaim:
         with self.uow_factory() as uow:

@@ -79,6 +79,11 @@ class IdempotencyRecordRepository(_Repository):
         row = self.session.scalar(self._select(operator_id, key))
         return _record(row) if row else None
 
+    def running(self, operator_id: int, key: str, now: datetime) -> bool:
+        """A request holds the key right now: in progress under an unexpired lease."""
+        row = self.session.scalar(self._select(operator_id, key))
+        return row is not None and row.state == "in_progress" and row.lease_expires_at > now
+
     def complete(
         self,
         *,

@@ -313,6 +313,55 @@ def test_a_stale_hold_in_redis_does_not_block_the_replay_of_a_finished_request(
     assert record is not None and record["state"] == "completed"
 
 
+def _leave_stale_hold(world: World, request_id: str, body: dict[str, Any]) -> None:
+    """An in-progress Redis record whose request is over (its release was lost while
+    Redis was down), with no live hold in the database."""
+    assert world.redis is not None
+    stale = {
+        "state": "in_progress",
+        "endpoint": "cashout",
+        "fingerprint": fingerprint("cashout", body),
+        "requestId": request_id,
+        "createdAt": "2024-05-01T12:00:00+00:00",
+    }
+    world.redis.set(
+        f"lootbox:idem:{world.operator.slug}:cashback:inventory:88",
+        json.dumps(stale),
+        px=int(LEASE_SECONDS * 1000),
+    )
+
+
+def test_a_stale_hold_of_a_released_request_does_not_block_its_retry(redis_world: World) -> None:
+    """A refused request whose Redis release was lost: the retry re-evaluates at once."""
+    _leave_stale_hold(redis_world, "req-refused", {"inventoryItemId": 88, "currency": None})
+
+    again = Calls()
+    answer = redis_world.guard().run(redis_world.request("req-2"), again)
+
+    assert answer.outcome == "fresh" and again.count == 1
+    assert redis_world.time.sleeps == []
+
+
+def test_a_stale_hold_does_not_make_another_body_a_reused_key(redis_world: World) -> None:
+    """The database holds nothing for the key: a different body is a new request."""
+    _leave_stale_hold(redis_world, "req-refused", {"inventoryItemId": 88, "currency": "USD"})
+
+    again = Calls()
+    answer = redis_world.guard().run(redis_world.request("req-2"), again)
+
+    assert answer.outcome == "fresh" and again.count == 1
+
+
+def test_a_live_hold_still_makes_a_duplicate_wait(redis_world: World) -> None:
+    guard = redis_world.guard()
+    other = OtherWorker(guard, redis_world.request("req-1"), Calls())
+    try:
+        with pytest.raises(IdempotencyKeyInUse):
+            guard.run(redis_world.request("req-2"), Calls())
+    finally:
+        other.finish()
+
+
 def test_a_completed_answer_in_redis_is_replayed_without_touching_the_database(
     redis_world: World,
 ) -> None:

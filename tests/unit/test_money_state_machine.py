@@ -357,7 +357,7 @@ _example_numbers = itertools.count(1)
 
 
 class MoneyMachine(RuleBasedStateMachine):
-    seeded: ClassVar[Seeded]  # set by the test below
+    seeded: ClassVar[Seeded]  # set by the ``seeded`` fixture below
 
     def __init__(self) -> None:
         super().__init__()
