@@ -15,12 +15,14 @@ from config.settings import Settings
 from lootbox import cli
 from lootbox.api import errors, request_id
 from lootbox.api.auth import Authenticator
+from lootbox.api.probes import blp as probes_blueprint
 from lootbox.api.s2s import blp as s2s_blueprint
 from lootbox.container import Container
 from lootbox.idempotency.guard import IdempotencyGuard
 from lootbox.idempotency.redis_store import RedisIdempotencyStore, make_redis_client
 from lootbox.persistence.database import SqlAlchemyUnitOfWork, make_engine, make_session_factory
 from lootbox.ports import Wallet
+from lootbox.readiness import ReadinessProbe
 from lootbox.services.context import ServiceContext, SystemClock
 from lootbox.wallet.http import HttpWallet
 
@@ -91,10 +93,12 @@ def create_app(
         ),
         authenticator=Authenticator(uow_factory, settings.signature_max_skew_seconds),
         redis=redis_client,
+        readiness=ReadinessProbe(engine, redis_client),
     )
 
     api = errors.LootboxApi(app, spec_kwargs={"info": {"description": __doc__}})
     api.register_blueprint(s2s_blueprint)
+    api.register_blueprint(probes_blueprint)
     errors.init_app(app)
     request_id.init_app(app)
     cli.init_app(app)

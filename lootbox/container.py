@@ -13,6 +13,7 @@ from config.settings import Settings
 from lootbox.api.auth import Authenticator
 from lootbox.idempotency.guard import IdempotencyGuard
 from lootbox.ports import UnitOfWork
+from lootbox.readiness import ReadinessProbe
 from lootbox.services.context import ServiceContext
 
 
@@ -25,6 +26,7 @@ class Container:
     guard: IdempotencyGuard
     authenticator: Authenticator
     redis: Any
+    readiness: ReadinessProbe
 
 
 def container() -> Container:
