@@ -166,6 +166,7 @@ class MoneyMovement:
     refusal_code: str | None
     attempts: int
     created_at: datetime
+    last_error: str | None = None  # why the last attempt's outcome is unknown
 
     def phase(self, now: datetime) -> MovementPhase:
         if self.status is MovementStatus.ACCEPTED:

@@ -568,6 +568,16 @@ class LedgerRepository(_Repository):
         )
         return [_movement(row) for row in rows]
 
+    def pending(self, *, limit: int) -> list[MoneyMovement]:
+        """Every movement whose outcome is not known yet, oldest first (at most ``limit``)."""
+        rows = self.session.scalars(
+            select(MoneyMovementRow)
+            .where(MoneyMovementRow.status == str(MovementStatus.PENDING))
+            .order_by(MoneyMovementRow.id)
+            .limit(limit)
+        )
+        return [_movement(row) for row in rows]
+
     def count_due_for_redrive(self, now: datetime) -> int:
         return int(
             self.session.scalar(
@@ -746,6 +756,7 @@ def _movement(row: MoneyMovementRow) -> MoneyMovement:
         refusal_code=row.refusal_code,
         attempts=row.attempts,
         created_at=row.created_at,
+        last_error=row.last_error,
     )
 
 
