@@ -92,6 +92,18 @@ class IdempotencyRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DurableKey:
+    """The database's record of one key, with what on-call needs beyond the answer."""
+
+    key: str
+    record: IdempotencyRecord
+    lease_token: int
+    lease_expires_at: datetime
+    completed_at: datetime | None
+    expires_at: datetime | None  # when a completed answer may be purged
+
+
 class IdempotencyStore(Protocol):
     """The Redis fast path. It may lose anything at any time; the database is the
     guarantee, so callers treat ``StoreUnavailable`` as "no fast path", never as an answer."""
@@ -104,6 +116,10 @@ class IdempotencyStore(Protocol):
         ...
 
     def get(self, scope: str, key: str) -> IdempotencyRecord | None: ...
+
+    def redis_key(self, scope: str, key: str) -> str:
+        """Where the record lives, for a human to look at."""
+        ...
 
     def complete(self, scope: str, key: str, record: IdempotencyRecord, ttl_seconds: int) -> None:
         """Store the final answer, replacing the in-progress record."""

@@ -1,7 +1,13 @@
-"""On-call tools: ``flask ops pending``."""
+"""On-call tools: ``flask ops pending``, ``flask idem show|list|release``.
+
+``ops`` answers in JSON like every command; ``idem`` is read by a human at 3 a.m., so it
+prints aligned text, and JSON with ``--json``."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -9,9 +15,17 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from lootbox.cli.output import emit, json_errors
+from lootbox.ports import DurableKey, IdempotencyRecord
+from lootbox.services.idempotency_admin import (
+    KeyInspection,
+    inspect_key,
+    list_keys,
+    release_key,
+)
 from lootbox.services.operations import PendingOperation, pending_operations
 
 ops_cli = AppGroup("ops", help="Money operations, for on-call.")
+idem_cli = AppGroup("idem", help="Idempotency keys, for on-call.")
 
 
 @ops_cli.command("pending")
@@ -65,3 +79,209 @@ def _operation(op: PendingOperation) -> dict[str, Any]:
 
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+# --- idem ----------------------------------------------------------------------------------
+
+
+class Duration(click.ParamType):
+    """``90s``, ``5m``, ``2h``, ``1d``."""
+
+    name = "duration"
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        match = re.fullmatch(r"(\d{1,7})([smhd])", str(value).strip())
+        if match is None:
+            self.fail(f"{value!r}: expected a number and a unit, like 90s, 5m, 2h or 1d")
+        return timedelta(seconds=int(match[1]) * self._UNITS[match[2]])
+
+
+def _store() -> Any:
+    return current_app.extensions["lootbox"].guard.store
+
+
+@idem_cli.command("show")
+@click.argument("slug")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@json_errors
+def idem_show(slug: str, key: str, as_json: bool) -> None:
+    """The Redis record and the database record of one key, side by side."""
+    box = current_app.extensions["lootbox"]
+    seen = inspect_key(box.uow_factory, _store(), box.services.clock, slug, key)
+    if as_json:
+        emit(
+            {
+                "redisKey": seen.redis_key,
+                "redis": _record_json(seen.redis) if seen.redis else None,
+                "redisError": seen.redis_error,
+                "database": _durable_json(seen.database) if seen.database else None,
+            }
+        )
+        return
+    click.echo(_side_by_side(seen))
+
+
+@idem_cli.command("list")
+@click.argument("slug")
+@click.option("--state", type=click.Choice(["in_progress", "completed"]), default=None)
+@click.option("--older-than", type=Duration(), default=None, help="e.g. 5m, 2h, 1d.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@json_errors
+def idem_list(
+    slug: str, state: str | None, older_than: timedelta | None, limit: int, as_json: bool
+) -> None:
+    """The operator's keys from the database (the complete record), oldest first."""
+    box = current_app.extensions["lootbox"]
+    now = box.services.clock.now()
+    found = list_keys(
+        box.uow_factory, box.services.clock, slug, state=state, older_than=older_than, limit=limit
+    )
+    if as_json:
+        emit({"count": len(found), "keys": [_durable_json(d) for d in found]})
+        return
+    if not found:
+        click.echo("no keys")
+        return
+    rows = [("KEY", "STATE", "ENDPOINT", "AGE", "LEASE", "STATUS")]
+    for d in found:
+        rows.append(
+            (
+                d.key,
+                d.record.state,
+                d.record.endpoint,
+                _age(now, datetime.fromisoformat(d.record.created_at)),
+                _lease(now, d),
+                str(d.record.status or "-"),
+            )
+        )
+    click.echo(_table(rows))
+
+
+@idem_cli.command("release")
+@click.argument("slug")
+@click.argument("key")
+@json_errors
+def idem_release(slug: str, key: str) -> None:
+    """Forget a stuck in-progress key whose lease has expired, so its retry runs at once.
+    Refuses, saying why, a completed key or one a request still holds."""
+    box = current_app.extensions["lootbox"]
+    released = release_key(box.uow_factory, _store(), box.services.clock, slug, key)
+    emit(
+        {
+            "released": key,
+            "operator": slug,
+            "requestId": released.record.request_id,
+            "endpoint": released.record.endpoint,
+        }
+    )
+
+
+def _side_by_side(seen: KeyInspection) -> str:
+    redis, durable = seen.redis, seen.database
+    db = durable.record if durable else None
+
+    def cell(record: IdempotencyRecord | None, name: str) -> str:
+        value = getattr(record, name) if record is not None else None
+        if value is None:
+            return "-"
+        # A fingerprint is told apart by its first hex digits; --json has it whole.
+        return f"{value[:23]}…" if name == "fingerprint" and len(value) > 24 else str(value)
+
+    if seen.redis_error:
+        redis_state = f"unreadable: {seen.redis_error}"
+    else:
+        redis_state = redis.state if redis else "absent"
+    rows = [
+        ("", "REDIS", "DATABASE"),
+        ("state", redis_state, db.state if db else "absent"),
+        *(
+            (label, cell(redis, name), cell(db, name))
+            for label, name in (
+                ("endpoint", "endpoint"),
+                ("fingerprint", "fingerprint"),
+                ("request id", "request_id"),
+                ("created", "created_at"),
+            )
+        ),
+        ("lease", "-", _lease(seen.now, durable) if durable else "-"),
+        ("completed", "-", _iso(durable.completed_at) if durable else "-"),
+        ("replayed until", "-", _iso(durable.expires_at) if durable else "-"),
+        ("status", cell(redis, "status"), cell(db, "status")),
+    ]
+    # Bodies are long: below the table, the database's only when it differs.
+    redis_body, db_body = _short(redis.body if redis else None), _short(db.body if db else None)
+    bodies = f"body, redis:     {redis_body}\nbody, database:  " + (
+        "the same" if db_body == redis_body and db_body != "-" else db_body
+    )
+    if redis is not None and db is not None:
+        same = redis.fingerprint == db.fingerprint
+        note = "fingerprints agree" if same else "FINGERPRINTS DIFFER"
+    else:
+        note = "one side is absent: the database is the durable record"
+    heading = f"{seen.operator_slug} / {seen.key}  (redis key {seen.redis_key}; {note})"
+    return f"{heading}\n\n{_table(rows)}\n\n{bodies}"
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _lease(now: datetime, durable: DurableKey) -> str:
+    if durable.record.state == "completed":
+        return "-"
+    left = (durable.lease_expires_at - now).total_seconds()
+    token = f"token {durable.lease_token}"
+    if left > 0:
+        return f"{token}, held for {left:.0f} s more"
+    return f"{token}, expired {-left:.0f} s ago"
+
+
+def _age(now: datetime, then: datetime) -> str:
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _short(body: str | None, limit: int = 300) -> str:
+    if body is None:
+        return "-"
+    body = body.rstrip("\n")
+    return body if len(body) <= limit else body[:limit] + "…"
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment is not None else "-"
+
+
+def _record_json(record: IdempotencyRecord) -> dict[str, Any]:
+    return {
+        "state": record.state,
+        "endpoint": record.endpoint,
+        "fingerprint": record.fingerprint,
+        "requestId": record.request_id,
+        "createdAt": record.created_at,
+        "status": record.status,
+        "body": record.body,
+    }
+
+
+def _durable_json(durable: DurableKey) -> dict[str, Any]:
+    return {
+        "key": durable.key,
+        **_record_json(durable.record),
+        "leaseToken": durable.lease_token,
+        "leaseExpiresAt": durable.lease_expires_at.isoformat(),
+        "completedAt": _iso(durable.completed_at) if durable.completed_at else None,
+        "expiresAt": _iso(durable.expires_at) if durable.expires_at else None,
+    }

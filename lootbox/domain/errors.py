@@ -82,6 +82,11 @@ class OperatorNotFound(NotFound):
     default_message = "operator not found"
 
 
+class IdempotencyRecordNotFound(NotFound):
+    code = "IDEMPOTENCY_RECORD_NOT_FOUND"
+    default_message = "no idempotency record for this key"
+
+
 class ApiKeyNotFound(NotFound):
     code = "API_KEY_NOT_FOUND"
     default_message = "api key not found"
@@ -127,6 +132,13 @@ class CurrencyNotSupported(BusinessRuleViolation):
 class InvalidCatalog(BusinessRuleViolation):
     code = "INVALID_CATALOG"
     default_message = "catalog is invalid"
+
+
+class KeyNotReleasable(BusinessRuleViolation):
+    """On-call asked to release an idempotency key that is not stuck."""
+
+    code = "KEY_NOT_RELEASABLE"
+    default_message = "only an in-progress key whose lease has expired can be released"
 
 
 class OperatorExists(BusinessRuleViolation):

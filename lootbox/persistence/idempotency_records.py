@@ -9,7 +9,7 @@ from sqlalchemy import CursorResult, delete, select, update
 
 from lootbox.persistence.models import IdempotencyRecordRow
 from lootbox.persistence.repositories import _Repository
-from lootbox.ports import DurableClaim, IdempotencyRecord
+from lootbox.ports import DurableClaim, DurableKey, IdempotencyRecord
 
 
 class IdempotencyRecordRepository(_Repository):
@@ -78,6 +78,42 @@ class IdempotencyRecordRepository(_Repository):
     def get(self, operator_id: int, key: str) -> IdempotencyRecord | None:
         row = self.session.scalar(self._select(operator_id, key))
         return _record(row) if row else None
+
+    def describe(self, operator_id: int, key: str) -> DurableKey | None:
+        row = self.session.scalar(self._select(operator_id, key))
+        return _durable(row) if row else None
+
+    def list_for_operator(
+        self,
+        operator_id: int,
+        *,
+        state: str | None = None,
+        created_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[DurableKey]:
+        """Records of one operator, oldest first, optionally of one state and older than
+        a moment."""
+        query = select(IdempotencyRecordRow).where(IdempotencyRecordRow.operator_id == operator_id)
+        if state is not None:
+            query = query.where(IdempotencyRecordRow.state == state)
+        if created_before is not None:
+            query = query.where(IdempotencyRecordRow.created_at < created_before)
+        rows = self.session.scalars(query.order_by(IdempotencyRecordRow.id).limit(limit))
+        return [_durable(row) for row in rows]
+
+    def release_stuck(self, operator_id: int, key: str, now: datetime) -> bool:
+        """Delete an in-progress record whose lease has expired (on-call's release); a
+        record that is completed or still held is left alone."""
+        result = self.session.execute(
+            delete(IdempotencyRecordRow).where(
+                IdempotencyRecordRow.operator_id == operator_id,
+                IdempotencyRecordRow.idempotency_key == key,
+                IdempotencyRecordRow.state == "in_progress",
+                IdempotencyRecordRow.lease_expires_at <= now,
+            )
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
 
     def running(self, operator_id: int, key: str, now: datetime) -> bool:
         """A request holds the key right now: in progress under an unexpired lease."""
@@ -151,4 +187,15 @@ def _record(row: IdempotencyRecordRow) -> IdempotencyRecord:
         created_at=row.created_at.isoformat(),
         status=row.status_code,
         body=row.response_body,
+    )
+
+
+def _durable(row: IdempotencyRecordRow) -> DurableKey:
+    return DurableKey(
+        key=row.idempotency_key,
+        record=_record(row),
+        lease_token=row.lease_token,
+        lease_expires_at=row.lease_expires_at,
+        completed_at=row.completed_at,
+        expires_at=row.expires_at,
     )
