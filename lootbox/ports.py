@@ -91,6 +91,18 @@ class IdempotencyRecord:
     body: str | None = None  # the exact response body, for byte-for-byte replays
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        """The self-describing shape on-call reads (the Redis value's core fields)."""
+        return {
+            "state": self.state,
+            "endpoint": self.endpoint,
+            "fingerprint": self.fingerprint,
+            "requestId": self.request_id,
+            "createdAt": self.created_at,
+            "status": self.status,
+            "body": self.body,
+        }
+
 
 @dataclass(frozen=True)
 class DurableKey:

@@ -116,7 +116,7 @@ def idem_show(slug: str, key: str, as_json: bool) -> None:
         emit(
             {
                 "redisKey": seen.redis_key,
-                "redis": _record_json(seen.redis) if seen.redis else None,
+                "redis": seen.redis.to_json() if seen.redis else None,
                 "redisError": seen.redis_error,
                 "database": _durable_json(seen.database) if seen.database else None,
             }
@@ -264,22 +264,10 @@ def _iso(moment: datetime | None) -> str:
     return moment.isoformat() if moment is not None else "-"
 
 
-def _record_json(record: IdempotencyRecord) -> dict[str, Any]:
-    return {
-        "state": record.state,
-        "endpoint": record.endpoint,
-        "fingerprint": record.fingerprint,
-        "requestId": record.request_id,
-        "createdAt": record.created_at,
-        "status": record.status,
-        "body": record.body,
-    }
-
-
 def _durable_json(durable: DurableKey) -> dict[str, Any]:
     return {
         "key": durable.key,
-        **_record_json(durable.record),
+        **durable.record.to_json(),
         "leaseToken": durable.lease_token,
         "leaseExpiresAt": durable.lease_expires_at.isoformat(),
         "completedAt": _iso(durable.completed_at) if durable.completed_at else None,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -151,15 +150,7 @@ class RedisIdempotencyStore:
 
 
 def _encode(record: IdempotencyRecord) -> bytes:
-    doc: dict[str, Any] = {
-        "state": record.state,
-        "endpoint": record.endpoint,
-        "fingerprint": record.fingerprint,
-        "requestId": record.request_id,
-        "createdAt": record.created_at,
-        "status": record.status,
-        "body": record.body,
-    }
+    doc = record.to_json()
     for name, value in record.extra.items():
         doc.setdefault(name, value)  # the core fields always win
     # ASCII-only JSON: any str (even a lone surrogate in a body) round-trips exactly.
