@@ -10,13 +10,13 @@ from marshmallow import ValidationError, fields, validate
 from lootbox.currencies import is_known
 
 # 1 to 255 printable ASCII characters without whitespace (contract section 7).
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-CLIENT_ACTION_ID = re.compile(r"^[\x21-\x7e]{1,80}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")
+CLIENT_ACTION_ID = re.compile(r"^[\x21-\x7e]{1,80}\Z")
 # Opaque, but no control characters (it is logged and sent to the wallet) and valid
 # Unicode: a lone surrogate cannot be encoded into a key, a log line or a database.
-PLAYER_ID = re.compile(r"^[^\x00-\x1f\x7f\ud800-\udfff]{1,190}$")
+PLAYER_ID = re.compile(r"^[^\x00-\x1f\x7f\ud800-\udfff]{1,190}\Z")
 # Round ids are r_<ULID>; anything printable is looked up (and not found), the rest is 400.
-ROUND_PUBLIC_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+ROUND_PUBLIC_ID = re.compile(r"^[\x21-\x7e]{1,64}\Z")
 MAX_ID = 2**63 - 1
 
 

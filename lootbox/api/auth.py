@@ -13,8 +13,8 @@ from lootbox.domain.records import Operator
 from lootbox.ports import UnitOfWork
 from lootbox.signing import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_matches
 
-UNIX_SECONDS = re.compile(r"^[0-9]{1,12}$")
-KEY_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+UNIX_SECONDS = re.compile(r"^[0-9]{1,12}\Z")
+KEY_ID = re.compile(r"^[\x21-\x7e]{1,64}\Z")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-VALID_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+VALID_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}\Z")
 
 
 def current_request_id() -> str:

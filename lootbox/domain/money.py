@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from decimal import ROUND_HALF_UP, Decimal, Inexact, InvalidOperation, Rounded, localcontext
-
-CURRENCY_FORMAT = re.compile(r"^[A-Z]{3}$")
 
 # Decimal's default context keeps 28 digits and would round a long product silently.
 EXACT_PRECISION = 200

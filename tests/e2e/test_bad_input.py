@@ -157,3 +157,39 @@ def test_a_nul_character_in_a_round_id_is_a_client_error_not_a_5xx(world: World)
         raw = b'{"playerExternalId": "u_8431", "roundPublicId": "r_\\u0000"}'
         reply = world.api.post(path, raw=raw)
         assert reply.status < 500, (path, reply.status, reply.data)
+
+
+WITH_A_TRAILING_NEWLINE = {
+    "idempotencyKey": "k1\n",
+    "playerExternalId": f"{PLAYER}\n",
+    "currency": "EUR\n",
+}
+
+
+@pytest.mark.parametrize("field", sorted(WITH_A_TRAILING_NEWLINE))
+def test_a_trailing_newline_is_a_400_not_a_key_the_wallet_header_refuses(
+    world: World, field: str
+) -> None:
+    """``$`` matches before a final newline: ``"k1\\n"`` once passed validation, became
+    the wallet call's Idempotency-Key header, which requests refuses, and the credit stayed
+    pending for ever."""
+    item = world.win_item("gold")
+    body: dict[str, Any] = {"playerExternalId": PLAYER, "inventoryItemId": item["inventoryItemId"]}
+    body[field] = {
+        "idempotencyKey": "k1\n",
+        "playerExternalId": f"{PLAYER}\n",
+        "currency": "EUR\n",
+    }[field]
+
+    reply = world.api.cashout(**body)
+
+    assert reply.status == 400, reply.data
+    assert_error_envelope(reply)
+    assert world.wallet.credits() == []
+
+
+def test_a_trailing_newline_in_a_client_action_id_is_a_400(world: World) -> None:
+    reply = world.api.purchase(**world.purchase_body("gold", client_action_id="act-1\n"))
+
+    assert reply.status == 400, reply.data
+    assert world.wallet.transactions() == []
