@@ -137,6 +137,11 @@ def purchase(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome:
     with ctx.uow_factory() as uow:
         settled = uow.rounds.get(round_id)
         assert settled is not None
+        if settled.status is RoundStatus.DEBIT_PENDING:
+            # Our lease was taken over while the wallet answered, so our settle changed
+            # nothing and the newer holder has not settled yet. An answer now would show
+            # an unpaid round as the purchase's final result, and be stored as such.
+            raise OperationInProgress()
         return describe_round(uow, step.operator, settled, outcome.balance_after_minor)
 
 

@@ -355,6 +355,31 @@ def test_the_same_action_while_its_debit_is_in_flight_is_told_to_retry(shop: Sho
     assert len(shop.harness.wallet.sent_debits) == 1
 
 
+def test_a_debit_whose_lease_was_taken_over_is_not_answered_as_an_unpaid_round(
+    shop: Shop,
+) -> None:
+    """The wallet answers after the lease ran out and another attempt claimed the debit
+    but has not settled it: the first caller's settle is fenced out, and it must not
+    answer 200 with a round still ``debit_pending`` (the guard would replay that)."""
+
+    def stall_and_get_taken_over(call: WalletMoneyCall) -> None:
+        shop.harness.clock.advance(shop.harness.movement_lease_seconds + 1)
+        with shop.harness.uow() as uow:
+            debit = uow.ledger.get_by_key(shop.operator.id, call.idempotency_key)
+            assert uow.ledger.claim(debit.id, shop.harness.clock.now(), shop.harness.clock.now())
+            uow.commit()
+
+    shop.harness.wallet.during_next_send(stall_and_get_taken_over)
+    with pytest.raises(OperationInProgress):
+        shop.buy("gold", action="act-stalled")
+    (public_id,) = shop.harness.debited_rounds()
+    assert shop.status(public_id) is RoundStatus.DEBIT_PENDING
+
+    # The retry of the same action re-drives the debit (the wallet replays it) and settles.
+    assert shop.buy("gold", action="act-stalled").status == "settled"
+    assert len(shop.debits) == 1
+
+
 def test_a_reused_action_id_with_other_reels_is_refused(shop: Shop) -> None:
     shop.harness.wallet.fail_next()
     with pytest.raises(WalletUnavailable):
