@@ -6,6 +6,7 @@ so no use case can mutate a row behind the database's back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +21,22 @@ class WalletSettings:
     secret: str
     connect_timeout_seconds: float | None = None  # None: the service default
     read_timeout_seconds: float | None = None
+
+    def timeouts(self, default_connect: float, default_read: float) -> tuple[float, float]:
+        """The (connect, read) timeouts a call to this wallet gets: the operator's own
+        where set, else the service's. A value that is not a positive finite number (the
+        CLI refuses them; a hand-edited row might not) falls back to the default too, so
+        a money call is never unbounded."""
+        return (
+            _timeout_or(self.connect_timeout_seconds, default_connect),
+            _timeout_or(self.read_timeout_seconds, default_read),
+        )
+
+
+def _timeout_or(value: float | None, default: float) -> float:
+    if value is None or isinstance(value, bool) or not 0 < value < math.inf:
+        return default
+    return float(value)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,10 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
+        # Bounded like every other wait on a request's path: a database that does not
+        # answer costs a request (or /readyz) seconds, then a 503, never a hung worker.
+        connect_args={"connect_timeout": 3},
+        pool_timeout=5,
         # A connection PostgreSQL dropped while idle is replaced on checkout, not used.
         pool_pre_ping=True,
         pool_recycle=1800,

@@ -49,27 +49,32 @@ class Leased:
     token: int
 
 
-# Room between the wallet timeouts and the lease, for the settle transaction after the call.
-LEASE_MARGIN_SECONDS = 5.0
-
-
 def lease(
     ctx: ServiceContext, uow: UnitOfWork, operator: Operator, movement: MoneyMovement
 ) -> Leased:
     """Take the movement's lease for longer than this operator's wallet call can take, so
     no second attempt re-sends while the first is still waiting for its answer."""
     now = ctx.clock.now()
-    wallet = operator.wallet
-    seconds = ctx.movement_lease_seconds  # validated to exceed the default timeouts
-    if wallet.connect_timeout_seconds is not None or wallet.read_timeout_seconds is not None:
-        call_budget = (wallet.connect_timeout_seconds or ctx.wallet_connect_timeout_seconds) + (
-            wallet.read_timeout_seconds or ctx.wallet_read_timeout_seconds
-        )
-        seconds = max(seconds, call_budget + LEASE_MARGIN_SECONDS)
-    token = uow.ledger.claim(movement.id, now, now + timedelta(seconds=seconds))
+    token = uow.ledger.claim(
+        movement.id, now, now + timedelta(seconds=lease_seconds(ctx, operator))
+    )
     if token is None:
         raise OperationInProgress(retry_after_seconds=_seconds_left(ctx, movement))
     return Leased(operator, movement, token)
+
+
+def lease_seconds(ctx: ServiceContext, operator: Operator) -> float:
+    """The operator's wallet call budget (connect + read) plus the headroom the service's
+    own lease leaves above the default budget (``MOVEMENT_LEASE_SECONDS`` is validated to
+    exceed it): time for the settle transaction after the call, the same for every
+    operator, whatever its timeouts."""
+    default_budget = ctx.wallet_connect_timeout_seconds + ctx.wallet_read_timeout_seconds
+    headroom = ctx.movement_lease_seconds - default_budget
+    return sum(
+        operator.wallet.timeouts(
+            ctx.wallet_connect_timeout_seconds, ctx.wallet_read_timeout_seconds
+        )
+    ) + max(headroom, 0.0)
 
 
 def _seconds_left(ctx: ServiceContext, movement: MoneyMovement) -> int:

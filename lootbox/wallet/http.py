@@ -252,25 +252,7 @@ class HttpWallet:
     # --- internals --------------------------------------------------------------------------
 
     def _timeouts(self, settings: WalletSettings) -> tuple[float, float]:
-        return (
-            self._override(settings.connect_timeout_seconds, self._connect_timeout, "connect"),
-            self._override(settings.read_timeout_seconds, self._read_timeout, "read"),
-        )
-
-    @staticmethod
-    def _override(value: float | None, default: float, which: str) -> float:
-        if value is None:
-            return default
-        if not _is_valid_timeout(value):
-            # A bad per-operator value must not make money calls unbounded or crash them.
-            logger.warning(
-                "ignoring invalid per-operator wallet %s timeout %r; using %ss",
-                which,
-                value,
-                default,
-            )
-            return default
-        return float(value)
+        return settings.timeouts(self._connect_timeout, self._read_timeout)
 
     def _post(
         self,

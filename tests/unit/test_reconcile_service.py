@@ -16,6 +16,7 @@ from lootbox.ports import WalletAccepted, WalletMoneyCall, WalletOutcome, Wallet
 from lootbox.services import cashout as cashout_service
 from lootbox.services.cancel import CancelRound, cancel_round, default_cancel_key
 from lootbox.services.cashout import CashOut, CashoutResult, cash_out, default_cashout_key
+from lootbox.services.movements import lease_seconds
 from lootbox.services.reconcile import ReconcileSummary, reconcile_once
 from tests.fakes import ServiceHarness, box_doc
 
@@ -431,4 +432,28 @@ def test_a_stopped_pass_leaves_what_it_has_not_started(world: World) -> None:
 
     assert reconcile_once(world.harness.ctx, stop=stop).examined == 0
     assert world.item_state(item) is ItemState.CASHBACK_PENDING
+    assert world.reconcile().completed == 1
+
+
+def test_an_operator_with_slower_wallet_timeouts_gets_the_same_settle_headroom(
+    world: World,
+) -> None:
+    """The service lease (15 s) leaves 8 s above the default 2 + 5 s budget; an operator
+    whose wallet may take 10 + 20 s gets its budget plus the same 8 s."""
+    slow = world.harness.update_operator(
+        world.operator.slug, wallet_connect_timeout_seconds=10, wallet_read_timeout_seconds=20
+    )
+
+    assert lease_seconds(world.harness.ctx, world.operator) == LEASE
+    assert lease_seconds(world.harness.ctx, slow) == 10 + 20 + (LEASE - 2 - 5)
+    item = world.won_item()
+    # A worker that died mid-call: the reconciler must wait out the operator's longer lease.
+    leased = cashout_service._prepare(
+        world.harness.ctx,
+        CashOut(world.operator.id, PLAYER, item, None, default_cashout_key(item)),
+    )
+    assert not isinstance(leased, CashoutResult)
+    world.harness.clock.advance(LEASE + 1)
+    assert world.reconcile().examined == 0
+    world.harness.clock.advance(30 + 8 - LEASE)
     assert world.reconcile().completed == 1
