@@ -38,6 +38,7 @@ from lootbox.domain.errors import (
 from lootbox.ports import (
     Clock,
     DurableClaim,
+    DurableKey,
     IdempotencyRecord,
     IdempotencyStore,
     StoreUnavailable,
@@ -162,12 +163,13 @@ class IdempotencyGuard:
     def _durable_state(self, req: Request) -> tuple[IdempotencyRecord | None, bool]:
         """``(completed record or None, whether a request holds the key right now)``."""
         with self.uow_factory() as uow:
-            record: IdempotencyRecord | None = uow.idempotency.get(req.operator_id, req.key)
-            running = bool(uow.idempotency.running(req.operator_id, req.key, self.clock.now()))
-        if record is None or record.state != "completed":
-            return None, running
-        self._check_fingerprint(req, record)
-        return record, False
+            durable: DurableKey | None = uow.idempotency.describe(req.operator_id, req.key)
+        if durable is None:
+            return None, False
+        if durable.record.state != "completed":
+            return None, durable.lease_expires_at > self.clock.now()
+        self._check_fingerprint(req, durable.record)
+        return durable.record, False
 
     def _drop_stale_fast(self, req: Request, stale: IdempotencyRecord) -> None:
         with suppress(StoreUnavailable):  # then the next claim falls back to the database

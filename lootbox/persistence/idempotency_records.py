@@ -75,10 +75,6 @@ class IdempotencyRecordRepository(_Repository):
             return DurableClaim("claimed", lease_token=token)
         return DurableClaim("in_progress", record)
 
-    def get(self, operator_id: int, key: str) -> IdempotencyRecord | None:
-        row = self.session.scalar(self._select(operator_id, key))
-        return _record(row) if row else None
-
     def describe(self, operator_id: int, key: str) -> DurableKey | None:
         row = self.session.scalar(self._select(operator_id, key))
         return _durable(row) if row else None
@@ -114,11 +110,6 @@ class IdempotencyRecordRepository(_Repository):
         )
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
-
-    def running(self, operator_id: int, key: str, now: datetime) -> bool:
-        """A request holds the key right now: in progress under an unexpired lease."""
-        row = self.session.scalar(self._select(operator_id, key))
-        return row is not None and row.state == "in_progress" and row.lease_expires_at > now
 
     def complete(
         self,

@@ -234,18 +234,6 @@ class CatalogRepository(_Repository):
             ),
         )
 
-    def get_prize(self, prize_id: int) -> Prize | None:
-        p = self.session.get(PrizeRow, prize_id)
-        if p is None:
-            return None
-        return Prize(
-            id=p.id,
-            name=p.name,
-            value_minor=p.value_minor,
-            odds=Decimal(p.odds),
-            cashback_bps=p.cashback_bps,
-        )
-
     def publish(
         self, operator_id: int, spec: BoxSpec, content_hash: str, now: datetime
     ) -> tuple[int, int, bool]:
@@ -588,6 +576,7 @@ class LedgerRepository(_Repository):
 
     @staticmethod
     def _due(now: datetime) -> tuple[Any, ...]:
+        """Pending, and nobody holds a live lease on it: free to be (re-)sent."""
         return (
             MoneyMovementRow.status == str(MovementStatus.PENDING),
             (MoneyMovementRow.lease_expires_at.is_(None))
@@ -659,26 +648,18 @@ class LedgerRepository(_Repository):
     def claim(self, movement_id: int, now: datetime, lease_until: datetime) -> int | None:
         """Take the lease on a pending movement; returns the new fencing token, or ``None``
         if another caller holds an unexpired lease (its wallet call is in flight)."""
-        result = self.session.execute(
+        token: int | None = self.session.execute(
             update(MoneyMovementRow)
-            .where(
-                MoneyMovementRow.id == movement_id,
-                MoneyMovementRow.status == str(MovementStatus.PENDING),
-                (MoneyMovementRow.lease_expires_at.is_(None))
-                | (MoneyMovementRow.lease_expires_at <= now),
-            )
+            .where(MoneyMovementRow.id == movement_id, *self._due(now))
             .values(
                 lease_token=MoneyMovementRow.lease_token + 1,
                 lease_expires_at=lease_until,
                 attempts=MoneyMovementRow.attempts + 1,
                 updated_at=now,
             )
-        )
-        if _rowcount(result) != 1:
-            return None
-        return self.session.scalar(
-            select(MoneyMovementRow.lease_token).where(MoneyMovementRow.id == movement_id)
-        )
+            .returning(MoneyMovementRow.lease_token)
+        ).scalar_one_or_none()
+        return token
 
     def mark_accepted(
         self,

@@ -120,12 +120,12 @@ def _record_refund(
     return movement
 
 
-def settle_refund(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
+def settle_refund(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> bool:
     """A refund's outcome moves the round: accepted → ``refunded``, refused → ``held``."""
     round_id = leased.movement.round_id
     assert round_id is not None
     target = RoundStatus.REFUNDED if isinstance(outcome, WalletAccepted) else RoundStatus.HELD
-    uow.rounds.transition(round_id, RoundStatus.REFUND_PENDING, target, now)
+    return bool(uow.rounds.transition(round_id, RoundStatus.REFUND_PENDING, target, now))
 
 
 def _result(movement: MoneyMovement, balance_after_minor: int | None) -> CancelResult:

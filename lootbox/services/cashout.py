@@ -137,7 +137,7 @@ def quote_cashback(
 ) -> CashbackQuote:
     """What the item is worth as cashback right now, in the player's wallet currency."""
     box = uow.catalog.get_box_version(operator.id, item.box_version_id)
-    prize = uow.catalog.get_prize(item.prize_id)
+    prize = next((p for p in box.prizes if p.id == item.prize_id), None) if box else None
     bps = CashbackPolicy(
         operator_enabled=operator.cashback_enabled,
         operator_bps=operator.cashback_bps,
@@ -158,13 +158,13 @@ def quote_cashback(
     return CashbackQuote(operator_amount, amount, target, rate)
 
 
-def settle_cashback(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
+def settle_cashback(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> bool:
     """A cashback's outcome moves the item: accepted → ``cashed_back``, refused →
     ``unresolved`` (the player may try again)."""
     item_id = leased.movement.inventory_item_id
     assert item_id is not None
     target = ItemState.CASHED_BACK if isinstance(outcome, WalletAccepted) else ItemState.UNRESOLVED
-    uow.items.transition(item_id, ItemState.CASHBACK_PENDING, target, now)
+    return bool(uow.items.transition(item_id, ItemState.CASHBACK_PENDING, target, now))
 
 
 def _result(movement: MoneyMovement, balance_after_minor: int | None) -> CashoutResult:

@@ -107,7 +107,9 @@ def wallet_call(movement: MoneyMovement) -> WalletMoneyCall:
     )
 
 
-SettleHook = Callable[[UnitOfWork, Leased, WalletOutcome, datetime], None]
+# Moves the item or round to match the outcome; ``False`` if it was not in the state the
+# pending movement implies (which the record-and-lease transaction rules out).
+SettleHook = Callable[[UnitOfWork, Leased, WalletOutcome, datetime], bool]
 
 
 def send_and_settle(ctx: ServiceContext, leased: Leased, on_settle: SettleHook) -> WalletOutcome:
@@ -141,8 +143,14 @@ def _settle(
             settled = False
         # A late finisher whose lease was taken over settles nothing: the newer holder
         # sends the same key and gets the same answer, and settles it.
-        if settled:
-            on_settle(uow, leased, outcome, now)
+        if settled and not on_settle(uow, leased, outcome, now):
+            # Not raised: a rollback would only have the movement re-driven, and settled
+            # the same way, for ever. The ledger row is the truth; this needs a human.
+            log.error(
+                "movement %s (%s) settled but its item/round was not in the pending state",
+                m.id,
+                m.idempotency_key,
+            )
         uow.commit()
 
 

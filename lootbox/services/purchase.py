@@ -244,18 +244,17 @@ def settle_debit(rng: RandomSource) -> SettleHook:
     """A debit's outcome moves its round: refused → ``voided``; accepted → ``held``
     (pre-pay) or drawn and ``settled`` (atomic open), with ``rng`` for the draw."""
 
-    def settle(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> None:
+    def settle(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> bool:
         round_id = leased.movement.round_id
         assert round_id is not None
+        pending = RoundStatus.DEBIT_PENDING
         if not isinstance(outcome, WalletAccepted):
-            uow.rounds.transition(round_id, RoundStatus.DEBIT_PENDING, RoundStatus.VOIDED, now)
-            return
-        round_ = uow.rounds.get(round_id)
+            return bool(uow.rounds.transition(round_id, pending, RoundStatus.VOIDED, now))
+        if leased.movement.reason is MovementReason.PREPAY:
+            return bool(uow.rounds.transition(round_id, pending, RoundStatus.HELD, now))
+        round_ = uow.rounds.get(round_id)  # the draw needs its reels
         assert round_ is not None
-        if round_.mode is PurchaseMode.PREPAY:
-            uow.rounds.transition(round_id, RoundStatus.DEBIT_PENDING, RoundStatus.HELD, now)
-        else:
-            draw_and_settle(uow, round_, RoundStatus.DEBIT_PENDING, rng, now)
+        return draw_and_settle(uow, round_, pending, rng, now)
 
     return settle
 

@@ -796,7 +796,7 @@ def test_idempotency_release_forgets_only_the_holders_attempt(
         tx.idempotency.release(operator_id=world.operator_id, key="idem-1", lease_token=1)
         tx.commit()
     with uow() as tx:
-        assert tx.idempotency.get(world.operator_id, "idem-1") is None
+        assert tx.idempotency.describe(world.operator_id, "idem-1") is None
     again = idem_claim(uow, world, request_id="req-3", fingerprint="fp-2")
     assert again.outcome == "claimed" and again.lease_token == 1
 
@@ -829,7 +829,7 @@ def test_idempotency_lease_takeover_fences_the_dead_holder(uow: UowFactory, worl
     assert taken.outcome == "claimed"
     assert stored_token(uow, world) == (2, "req-2")
     with uow() as tx:
-        record_ = tx.idempotency.get(world.operator_id, "idem-1")
+        record_ = tx.idempotency.describe(world.operator_id, "idem-1").record
         assert record_ is not None and record_.state == "in_progress"
 
     # The first holder woke up: it can neither complete nor release the key.

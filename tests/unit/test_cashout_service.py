@@ -505,3 +505,25 @@ def test_a_retried_key_with_another_currency_after_a_timeout_is_refused(
 
     with pytest.raises(IdempotencyKeyReused):
         won.cash_out(currency="EUR", key="k1")  # answered: 353 USD, "cashed_back"
+
+
+def test_a_settle_that_finds_the_item_moved_says_so_in_the_log(
+    harness: ServiceHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cannot happen while the record-and-lease transaction holds the line; if it ever
+    does, the ledger keeps the wallet's truth and the log names the movement."""
+    won = win(harness)
+
+    def someone_moves_the_item(_call: WalletMoneyCall) -> None:
+        with harness.uow() as uow:
+            uow.items.transition(
+                won.item_id, ItemState.CASHBACK_PENDING, ItemState.UNRESOLVED, harness.clock.now()
+            )
+            uow.commit()
+
+    harness.wallet.during_next_send(someone_moves_the_item)
+    won.cash_out()
+
+    assert "settled but its item/round was not in the pending state" in caplog.text
+    (credit,) = [m for m in harness.movements() if m.kind == "credit"]
+    assert credit.status == "accepted"
