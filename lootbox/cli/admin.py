@@ -7,10 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from lootbox.cli.output import emit, json_errors
+from lootbox.container import container
 from lootbox.domain.money import format_rate, parse_rate
 from lootbox.persistence.migrate import upgrade_database
 from lootbox.services import catalog, onboarding
@@ -36,7 +36,7 @@ def _rates(values: tuple[str, ...]) -> dict[str, Decimal]:
 
 
 def _deps() -> tuple[Any, Any]:
-    box = current_app.extensions["lootbox"]
+    box = container()
     return box.uow_factory, box.services.clock
 
 
@@ -183,6 +183,6 @@ def import_catalog(slug: str, file: Any) -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply Alembic migrations to DATABASE_URL."""
-    settings = current_app.extensions["lootbox"].settings
+    settings = container().settings
     upgrade_database(settings.database_url, revision)
     emit({"database": "upgraded", "revision": revision})

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from lootbox.cli.output import emit, json_errors
+from lootbox.container import container
 from lootbox.ports import DurableKey, IdempotencyRecord
 from lootbox.services.idempotency_admin import (
     KeyInspection,
@@ -37,7 +37,7 @@ def ops_pending(limit: int) -> None:
     """Operations whose wallet outcome is unknown, oldest first, with their age and the
     money at risk per currency. The reconciler re-sends them; one that stays here across
     passes is what to look at (docs/reliability.md)."""
-    box = current_app.extensions["lootbox"]
+    box = container()
     report = pending_operations(box.uow_factory, box.services.clock, limit=limit)
     emit(
         {
@@ -100,7 +100,7 @@ class Duration(click.ParamType):
 
 
 def _store() -> Any:
-    return current_app.extensions["lootbox"].guard.store
+    return container().guard.store
 
 
 @idem_cli.command("show")
@@ -110,7 +110,7 @@ def _store() -> Any:
 @json_errors
 def idem_show(slug: str, key: str, as_json: bool) -> None:
     """The Redis record and the database record of one key, side by side."""
-    box = current_app.extensions["lootbox"]
+    box = container()
     seen = inspect_key(box.uow_factory, _store(), box.services.clock, slug, key)
     if as_json:
         emit(
@@ -136,7 +136,7 @@ def idem_list(
     slug: str, state: str | None, older_than: timedelta | None, limit: int, as_json: bool
 ) -> None:
     """The operator's keys from the database (the complete record), oldest first."""
-    box = current_app.extensions["lootbox"]
+    box = container()
     now = box.services.clock.now()
     found = list_keys(
         box.uow_factory, box.services.clock, slug, state=state, older_than=older_than, limit=limit
@@ -169,7 +169,7 @@ def idem_list(
 def idem_release(slug: str, key: str) -> None:
     """Forget a stuck in-progress key whose lease has expired, so its retry runs at once.
     Refuses, saying why, a completed key or one a request still holds."""
-    box = current_app.extensions["lootbox"]
+    box = container()
     released = release_key(box.uow_factory, _store(), box.services.clock, slug, key)
     emit(
         {

@@ -8,10 +8,10 @@ import threading
 from types import FrameType
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from lootbox.cli.output import ProgressLine, emit, json_errors
+from lootbox.container import container
 from lootbox.services.reconcile import (
     DEFAULT_CONCURRENCY,
     ReconcileSummary,
@@ -46,7 +46,7 @@ def reconcile_command(loop: bool, interval: float, concurrency: int) -> None:
     """Re-send every pending money movement whose lease has expired, with its own key
     and amount, and settle the wallet's answer. Prints a JSON summary per pass:
     {"examined", "completed", "refused", "stillPending"}."""
-    ctx = current_app.extensions["lootbox"].services
+    ctx = container().services
     if not loop:
         progress = ProgressLine()
         summary = reconcile_once(
