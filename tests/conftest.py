@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from lootbox.persistence.database import normalize_database_url
 from lootbox.persistence.migrate import upgrade_database
 from lootbox.persistence.models import Base
+from tests.fakes import ServiceHarness
 from tests.services import postgres_url
 
 TABLES = ", ".join(table.name for table in reversed(Base.metadata.sorted_tables))
@@ -80,3 +81,12 @@ def sqlite_db(sqlite_template: Path, tmp_path: Path) -> str:
 def database_url(request: pytest.FixtureRequest) -> str:
     """Both databases the service supports: SQLite (embedded default) and PostgreSQL."""
     return str(request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "postgres_db"))
+
+
+@pytest.fixture
+def harness(sqlite_db: str) -> Iterator[ServiceHarness]:
+    """The use cases on a migrated SQLite file, with a fake wallet, a fixed clock and a
+    seeded random source (``tests.fakes.ServiceHarness``)."""
+    h = ServiceHarness(sqlite_db)
+    yield h
+    h.close()

@@ -100,8 +100,7 @@ class FakeWallet:
         """Answer the next ``times`` calls with ``outcome`` without applying them (by default
         a timeout before the wallet saw the call)."""
         answer = outcome or WalletOutcomeUnknown("connect timeout")
-        for _ in range(times):
-            self._script.append(lambda _call: answer)
+        self.then(lambda _call: answer, times)
 
     def refuse_next(self, code: str, message: str = "refused by the fake", times: int = 1) -> None:
         self.fail_next(WalletRefusal(code, message), times)
@@ -110,11 +109,14 @@ class FakeWallet:
         """Apply the next call(s) for real, then lose the answer (a timeout after apply)."""
 
         def step(call: WalletMoneyCall) -> WalletOutcome:
-            self._apply(call)
+            self.apply(call)
             return WalletOutcomeUnknown(reason)
 
-        for _ in range(times):
-            self._script.append(step)
+        self.then(step, times)
+
+    def then(self, step: Step, times: int = 1) -> None:
+        """Answer the next ``times`` calls with ``step`` (after what is already scripted)."""
+        self._script.extend([step] * times)
 
     def during_next_send(self, hook: Callable[[WalletMoneyCall], None]) -> None:
         """Run ``hook`` while the next call is in flight (before it is answered): a
@@ -133,7 +135,7 @@ class FakeWallet:
             self._hooks.popleft()(call)
         if self._script:
             return self._script.popleft()(call)
-        return self._apply(call)
+        return self.apply(call)
 
     # reads
 
@@ -161,7 +163,9 @@ class FakeWallet:
 
     # the rules
 
-    def _apply(self, call: WalletMoneyCall) -> WalletOutcome:
+    def apply(self, call: WalletMoneyCall) -> WalletOutcome:
+        """Answer ``call`` by the wallet's own rules (what an unscripted call gets); for
+        scripted steps that apply a call and then misbehave."""
         body = call.to_body()
         stored = self._answers.get(call.idempotency_key)
         if stored is not None:

@@ -16,16 +16,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
+
+from tests.processes import free_port, stop_process
 from tests.services import skip_or_fail
 
 REDIS_SERVER = "/usr/bin/redis-server"
 START_TIMEOUT = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers_ping(port: int) -> bool:
@@ -49,6 +46,15 @@ class PrivateRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @contextmanager
+    def client(self) -> Iterator[redis.Redis]:
+        """A client of this server for the ``with`` block (the test's own, never shared)."""
+        client = redis.Redis.from_url(self.url, socket_timeout=5)
+        try:
+            yield client
+        finally:
+            client.close()
 
     @property
     def pid(self) -> int | None:
@@ -91,14 +97,8 @@ class PrivateRedis:
     def stop(self) -> None:
         """SIGTERM our own process (by its PID) and wait for it; SIGKILL if it lingers."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        if proc is not None:
+            stop_process(proc, timeout=5)
 
 
 @contextmanager
@@ -111,7 +111,7 @@ def private_redis_server() -> Iterator[PrivateRedis]:
     try:
         # The free port can be taken between probing and binding; try a few.
         for attempt in range(3):
-            server = PrivateRedis(REDIS_SERVER, _free_port(), workdir)
+            server = PrivateRedis(REDIS_SERVER, free_port(), workdir)
             try:
                 server.start()
                 break

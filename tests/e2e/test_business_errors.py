@@ -15,8 +15,8 @@ from tests.e2e.conftest import (
     World,
     WorldFactory,
     running_wallet,
-    wait_until,
 )
+from tests.processes import wait_until
 
 NO_SUCH_ROUND = "r_01JD3ZQ5X4G8W9V2K7M6N5P4R3"
 NO_SUCH_ITEM = 987_654_321

@@ -52,6 +52,7 @@ from tests.e2e.db_faults import (
     ledger_inconsistencies,
     statement_matches,
 )
+from tests.processes import wait_until
 from tests.services import postgres_url, redis_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -537,14 +538,12 @@ def test_a_connection_dropped_mid_transaction_answers_503_and_the_retry_succeeds
 
 def wait_until_due(services: ServiceContext, count: int) -> None:
     """Until ``count`` pending movements' leases have run out (bounded)."""
-    deadline = time.monotonic() + RETRY_DEADLINE_SECONDS
-    while True:
+
+    def due() -> bool:
         with services.uow_factory() as uow:
-            due = uow.ledger.count_due_for_redrive(services.clock.now())
-        if due >= count:
-            return
-        assert time.monotonic() < deadline, f"{due} due, wanted {count}"
-        time.sleep(0.05)
+            return bool(uow.ledger.count_due_for_redrive(services.clock.now()) >= count)
+
+    wait_until(due, RETRY_DEADLINE_SECONDS, f"{count} movements due")
 
 
 def subject_rows(world: World, call: Call) -> list[tuple[Any, ...]]:

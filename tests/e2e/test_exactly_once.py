@@ -21,8 +21,8 @@ from tests.e2e.conftest import (
     WalletAdmin,
     World,
     WorldFactory,
-    wait_until,
 )
+from tests.processes import wait_until
 
 ENDPOINTS = ("cashout", "cancel", "open", "purchase")
 

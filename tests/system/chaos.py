@@ -39,7 +39,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import redis
 import requests
 
 from tests.system.stack import (
@@ -314,11 +313,8 @@ class Chaos:
             elif event == "cut database connections":
                 self._cut_connections()
             elif event == "flush redis":
-                client = redis.Redis.from_url(self.stack.redis.url, socket_timeout=5)
-                try:
+                with self.stack.redis.client() as client:
                     client.flushall()  # the stack's own redis-server
-                finally:
-                    client.close()
                 self.figures.redis_flushes += 1
             else:
                 self.stack.redis.stop()

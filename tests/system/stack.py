@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from config.settings import Settings
 from lootbox.signing import signed_headers
-from tests.processes import read_line
+from tests.processes import free_port, read_line, stop_process
 from tests.redis_server import PrivateRedis, private_redis_server
 
 T = TypeVar("T")
@@ -81,24 +80,6 @@ CATALOG = {
         }
     ]
 }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM our own process by its PID, then SIGKILL if it does not exit in time."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
 
 
 def _is_gunicorn(pid: int) -> bool:
@@ -187,6 +168,7 @@ class SystemStack:
     wallet_admin_url: str
     database_url: str
     redis: PrivateRedis
+    slug: str
     key_id: str
     secret: str
     box_version_id: int
@@ -374,6 +356,19 @@ def assert_in_use(answer: Response) -> None:
     assert int(answer.headers["retry-after"]) >= 1
 
 
+def assert_one_answer(answers: Sequence[Response]) -> list[Response]:
+    """Identical concurrent requests: each got the answer (200) or was told the key is in
+    use (409 with Retry-After), and every 200 is the same bytes. Returns the 200s."""
+    assert {a.status for a in answers} <= {200, 409}, summary(answers)
+    for answer in answers:
+        if answer.status == 409:
+            assert_in_use(answer)
+    oks = [a for a in answers if a.status == 200]
+    assert oks, summary(answers)
+    assert len({a.body for a in oks}) == 1, "every 200 must be the same answer, byte for byte"
+    return oks
+
+
 class RawRequest:
     """One signed request on a connection of our own, so that we know its client port
     (and therefore which gunicorn worker accepted it) before the answer comes back."""
@@ -536,6 +531,7 @@ def start_stack(database_url: str) -> Iterator[SystemStack]:
                 wallet_admin_url=f"{base}/_admin",
                 database_url=database_url,
                 redis=redis,
+                slug=slug,
                 key_id=str(created["keyId"]),
                 secret=str(created["secret"]),
                 box_version_id=int(imported["boxes"][0]["boxVersionId"]),

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.processes import wait_until
 from tests.system.stack import (
     BOX_PRICE,
     CASHBACK,
@@ -27,6 +28,7 @@ from tests.system.stack import (
     Response,
     SystemStack,
     assert_in_use,
+    assert_one_answer,
     concurrently,
     summary,
 )
@@ -40,16 +42,6 @@ T = TypeVar("T")
 RECOVERY_TIMEOUT = 20.0
 # Above the app's 1 s read timeout: the wallet's answer comes too late for it.
 LATE_MS = 2500
-
-
-def wait_until(condition: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def movement(system: SystemStack, item_id: int) -> tuple[Any, ...]:
@@ -76,13 +68,7 @@ def test_fifty_identical_cashouts_credit_once_and_answer_alike(system: SystemSta
 
     answers = concurrently([partial(system.cashout, player, item, key)] * 50)
 
-    assert {a.status for a in answers} <= {200, 409}, summary(answers)
-    for answer in answers:
-        if answer.status == 409:
-            assert_in_use(answer)
-    oks = [a for a in answers if a.status == 200]
-    assert oks, summary(answers)
-    assert len({a.body for a in oks}) == 1, "every 200 must be the same answer, byte for byte"
+    oks = assert_one_answer(answers)
     assert [a.replayed for a in oks].count(False) == 1, "one fresh answer, the rest replays"
 
     credits = system.wallet_transactions(type="wallet.credit", inventoryItemId=item)
@@ -212,13 +198,7 @@ def test_twenty_identical_purchases_debit_once(system: SystemStack) -> None:
 
     answers = concurrently([partial(system.purchase, player, action)] * 20)
 
-    assert {a.status for a in answers} <= {200, 409}, summary(answers)
-    for answer in answers:
-        if answer.status == 409:
-            assert_in_use(answer)
-    oks = [a for a in answers if a.status == 200]
-    assert oks, summary(answers)
-    assert len({a.body for a in oks}) == 1
+    oks = assert_one_answer(answers)
     round_id = oks[0].json["round"]["publicId"]
 
     debits = system.wallet_transactions(type="wallet.debit", playerExternalId=player)

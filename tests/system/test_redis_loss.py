@@ -9,9 +9,14 @@ from collections.abc import Iterator
 from functools import partial
 
 import pytest
-import redis
 
-from tests.system.stack import CASHBACK, SystemStack, assert_in_use, concurrently, summary
+from tests.system.stack import (
+    CASHBACK,
+    SystemStack,
+    assert_one_answer,
+    concurrently,
+    summary,
+)
 
 pytestmark = pytest.mark.system
 
@@ -33,12 +38,9 @@ def test_success_replays_byte_for_byte_after_redis_is_flushed(system: SystemStac
     first = system.cashout(player, item, key)
     assert first.status == 200, first.body
 
-    client = redis.Redis.from_url(system.redis.url, socket_timeout=5)
-    try:
+    with system.redis.client() as client:
         assert client.keys("lootbox:idem:*"), "the fast path should have had the answer"
         client.flushall()  # the stack's own redis-server
-    finally:
-        client.close()
 
     again = system.cashout(player, item, key)
 
@@ -56,13 +58,7 @@ def test_with_redis_down_fifty_identical_cashouts_credit_once(redis_down: System
 
     answers = concurrently([partial(system.cashout, player, item, key)] * 50)
 
-    assert {a.status for a in answers} <= {200, 409}, summary(answers)
-    for answer in answers:
-        if answer.status == 409:
-            assert_in_use(answer)
-    oks = [a for a in answers if a.status == 200]
-    assert oks, summary(answers)
-    assert len({a.body for a in oks}) == 1
+    oks = assert_one_answer(answers)
     assert oks[0].json["item"]["cashbackMinor"] == CASHBACK
     credits = system.wallet_transactions(type="wallet.credit", inventoryItemId=item)
     assert len(credits) == 1, credits
@@ -98,12 +94,9 @@ def test_redis_coming_back_is_used_again_without_restarting_the_app(system: Syst
     after = system.cashout(player, second_item, f"after-{player}")
 
     assert after.status == 200, after.body
-    client = redis.Redis.from_url(system.redis.url, socket_timeout=5)
-    try:
+    with system.redis.client() as client:
         # The fast path holds the new answer: the workers reconnected by themselves.
-        assert client.exists(f"lootbox:idem:{_slug(system)}:after-{player}")
-    finally:
-        client.close()
+        assert client.exists(f"lootbox:idem:{system.slug}:after-{player}")
     replay = system.cashout(player, first_item, f"during-{player}")
     assert replay.replayed and replay.body == during.body
 
@@ -113,15 +106,14 @@ def test_a_redis_that_stops_answering_falls_back_to_the_database(system: SystemS
     a stalled primary, a long fork): each call gives up after its 0.5 s socket timeout."""
     player = system.new_player("redis-slow")
     items = [system.won_item(player) for _ in range(5)]
-    client = redis.Redis.from_url(system.redis.url, socket_timeout=5)
-    try:
-        client.execute_command("CLIENT", "PAUSE", "4000", "ALL")
-        answers = concurrently(
-            [partial(system.cashout, player, item, f"slow-{player}-{item}") for item in items]
-        )
-    finally:
-        client.execute_command("CLIENT", "UNPAUSE")
-        client.close()
+    with system.redis.client() as client:
+        try:
+            client.execute_command("CLIENT", "PAUSE", "4000", "ALL")
+            answers = concurrently(
+                [partial(system.cashout, player, item, f"slow-{player}-{item}") for item in items]
+            )
+        finally:
+            client.execute_command("CLIENT", "UNPAUSE")
 
     assert [a.status for a in answers] == [200] * 5, summary(answers)
     for item in items:
@@ -137,18 +129,17 @@ def test_redis_evicting_every_key_changes_nothing_for_the_money(system: SystemSt
     player = system.new_player("evicting")
     item = system.won_item(player)
     key = f"cashout-{player}"
-    client = redis.Redis.from_url(system.redis.url, socket_timeout=5)
-    try:
-        client.config_set("maxmemory-policy", "allkeys-random")
-        client.config_set("maxmemory", "1")
-        answers = concurrently([partial(system.cashout, player, item, key)] * 20)
-        others = concurrently(
-            [partial(system.cashout, player, item, f"{key}-{n}") for n in range(10)]
-        )
-    finally:
-        client.config_set("maxmemory", "0")
-        client.config_set("maxmemory-policy", "noeviction")
-        client.close()
+    with system.redis.client() as client:
+        try:
+            client.config_set("maxmemory-policy", "allkeys-random")
+            client.config_set("maxmemory", "1")
+            answers = concurrently([partial(system.cashout, player, item, key)] * 20)
+            others = concurrently(
+                [partial(system.cashout, player, item, f"{key}-{n}") for n in range(10)]
+            )
+        finally:
+            client.config_set("maxmemory", "0")
+            client.config_set("maxmemory-policy", "noeviction")
 
     oks = [a for a in answers if a.status == 200]
     assert oks and {a.status for a in answers} <= {200, 409}, summary(answers)
@@ -167,25 +158,15 @@ def test_redis_out_of_memory_refusing_writes_falls_back_to_the_database(
     """maxmemory with noeviction: every write is refused with an OOM error."""
     player = system.new_player("oom")
     item = system.won_item(player)
-    client = redis.Redis.from_url(system.redis.url, socket_timeout=5)
-    try:
-        client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", "1")
-        first = system.cashout(player, item, f"oom-{player}")
-        again = system.cashout(player, item, f"oom-{player}")
-    finally:
-        client.config_set("maxmemory", "0")
-        client.close()
+    with system.redis.client() as client:
+        try:
+            client.config_set("maxmemory-policy", "noeviction")
+            client.config_set("maxmemory", "1")
+            first = system.cashout(player, item, f"oom-{player}")
+            again = system.cashout(player, item, f"oom-{player}")
+        finally:
+            client.config_set("maxmemory", "0")
 
     assert first.status == 200, first.body
     assert again.replayed and again.body == first.body
     assert len(system.wallet_transactions(type="wallet.credit", inventoryItemId=item)) == 1
-
-
-def _slug(system: SystemStack) -> str:
-    (row,) = system.query(
-        "SELECT o.slug FROM operators o JOIN api_keys k ON k.operator_id = o.id"
-        " WHERE k.key_id = :key_id",
-        key_id=system.key_id,
-    )
-    return str(row.slug)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,13 +52,6 @@ class Won:
     @property
     def credits(self) -> list[WalletMoneyCall]:
         return self.harness.wallet.applied_credits
-
-
-@pytest.fixture
-def harness(sqlite_db: str) -> Iterator[ServiceHarness]:
-    h = ServiceHarness(sqlite_db)
-    yield h
-    h.close()
 
 
 def win(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -182,11 +181,10 @@ def test_an_empty_box_list_is_a_valid_document() -> None:
 
 
 @pytest.fixture
-def harness(sqlite_db: str) -> Iterator[ServiceHarness]:
-    h = ServiceHarness(sqlite_db)
-    h.create_operator()
-    yield h
-    h.close()
+def harness(harness: ServiceHarness) -> ServiceHarness:
+    """The shared harness, with the operator every catalog here belongs to."""
+    harness.create_operator()
+    return harness
 
 
 def publish(harness: ServiceHarness, *boxes: dict[str, Any]) -> dict[str, tuple[int, bool]]:

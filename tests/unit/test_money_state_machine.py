@@ -226,7 +226,7 @@ class ScriptedWallet(FakeWallet):
             if kind in (None, kind_of(call)):
                 del self.faults[index]
                 return step(call)
-        return self._apply(call)
+        return self.apply(call)
 
     def holds(self, key: str) -> bool:
         return any(applied.idempotency_key == key for applied in self.applied)
@@ -239,15 +239,15 @@ class ScriptedWallet(FakeWallet):
         def step(call: WalletMoneyCall) -> WalletOutcome:
             if fault == "refused":
                 if self.holds(call.idempotency_key):
-                    return self._apply(call)  # the stored answer, moving nothing
+                    return self.apply(call)  # the stored answer, moving nothing
                 return WalletRefusal("LIMIT_EXCEEDED", "scripted refusal")
             if fault == "timeout":
                 return WalletOutcomeUnknown("connect timeout")
             if fault == "answer lost":
-                self._apply(call)
+                self.apply(call)
                 return WalletOutcomeUnknown("read timeout")
             if fault.endswith("after apply"):
-                self._apply(call)
+                self.apply(call)
             on_death(fault.startswith("killed"))
             raise WorkerDied(f"worker died during {call.idempotency_key}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -92,13 +91,6 @@ class Shop:
     @property
     def debits(self) -> list[WalletMoneyCall]:
         return self.harness.wallet.applied_debits
-
-
-@pytest.fixture
-def harness(sqlite_db: str) -> Iterator[ServiceHarness]:
-    h = ServiceHarness(sqlite_db)
-    yield h
-    h.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from lootbox.domain.errors import CashbackNotAvailable, WalletRefused, WalletUnavailable
 from lootbox.domain.records import MovementPhase, Operator
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
-from lootbox.ports import WalletAccepted, WalletMoneyCall, WalletOutcome, WalletRefusal
+from lootbox.ports import WalletMoneyCall, WalletOutcome, WalletRefusal
 from lootbox.services import cashout as cashout_service
 from lootbox.services.cancel import CancelRound, cancel_round, default_cancel_key
 from lootbox.services.cashout import CashOut, CashoutResult, cash_out, default_cashout_key
@@ -191,7 +191,7 @@ def test_a_worker_killed_mid_call_is_recovered_once_its_lease_expires(world: Wor
     item = world.won_item()
 
     def die_after_applying(call: WalletMoneyCall) -> None:
-        world.harness.wallet._apply(call)
+        world.harness.wallet.apply(call)
         raise WorkerDied
 
     world.harness.wallet.during_next_send(die_after_applying)
@@ -340,10 +340,10 @@ def test_one_pass_settles_every_kind_and_the_counts_add_up(world: World) -> None
         return (
             answers.pop()
             if call.reason == "refund" and answers
-            else world.harness.wallet._apply(call)
+            else world.harness.wallet.apply(call)
         )
 
-    world.harness.wallet._script.extend([refuse_one_refund] * 9)
+    world.harness.wallet.then(refuse_one_refund, times=9)
 
     summary = world.reconcile()
 
@@ -373,7 +373,9 @@ def test_an_accepted_answer_is_what_completes_a_movement(world: World) -> None:
     (movement,) = [m for m in world.harness.movements() if m.inventory_item_id == item]
     assert movement.status == "accepted"
     assert movement.provider_txn_ref is not None
-    assert isinstance(world.harness.wallet._answers[movement.idempotency_key][1], WalletAccepted)
+    assert [c.idempotency_key for c in world.harness.wallet.applied_credits] == [
+        movement.idempotency_key
+    ]
 
 
 def test_one_failing_movement_does_not_end_the_pass_for_the_others(world: World) -> None:
