@@ -76,10 +76,6 @@ class Settings:
     def production(self) -> bool:
         return self.env == "production"
 
-    @property
-    def uses_redis_stand_in(self) -> bool:
-        return not self.redis_url
-
     def validate(self, explicit: set[str]) -> None:
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"LOOTBOX_ENV must be development, test or production: {self.env}")

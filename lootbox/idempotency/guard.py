@@ -131,13 +131,14 @@ class IdempotencyGuard:
                     raise
                 if claim.outcome == "claimed":
                     return self._execute(req, claim.lease_token, execute)
+                if claim.outcome == "completed":  # same fingerprint, or it would be mismatch
+                    assert claim.record is not None
+                    # Writing the answer replaces our own Redis claim: no release first.
+                    self._backfill_fast(req, claim.record)
+                    return _replay(claim.record)
                 self._release_fast(req)
-                assert claim.record is not None or claim.outcome == "in_progress"
                 if claim.record is not None:
                     self._check_fingerprint(req, claim.record)
-                    if claim.outcome == "completed":
-                        self._backfill_fast(req, claim.record)
-                        return _replay(claim.record)
             # Someone else is running this key: wait briefly for their answer.
             if self.monotonic() >= deadline:
                 raise IdempotencyKeyInUse(retry_after_seconds=1)

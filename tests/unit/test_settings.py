@@ -20,7 +20,7 @@ def test_nothing_set_gives_the_development_defaults() -> None:
     assert settings.env == "development"
     assert not settings.production
     assert settings.database_url.startswith("sqlite:///")
-    assert settings.uses_redis_stand_in
+    assert settings.redis_url == ""  # the app then uses the in-process stand-in
     assert (settings.wallet_connect_timeout_seconds, settings.wallet_read_timeout_seconds) == (
         2.0,
         5.0,
@@ -35,7 +35,7 @@ def test_environment_values_are_parsed_to_their_types() -> None:
     )
     assert settings.port == 9000
     assert settings.wallet_read_timeout_seconds == 3.5
-    assert not settings.uses_redis_stand_in
+    assert settings.redis_url == "redis://r:6379/1"
 
 
 def test_production_starts_with_everything_it_needs() -> None:
