@@ -385,9 +385,13 @@ def _describe_failure(exc: BaseException, timeouts: tuple[float, float]) -> str:
         return f"read timeout after {read_timeout}s"
     if isinstance(exc, requests.exceptions.SSLError):
         return f"TLS error: {_root_cause_text(exc)}"
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
-        return f"invalid wallet URL ({type(exc).__name__})"
-    if isinstance(exc, requests.exceptions.MissingSchema | requests.exceptions.URLRequired):
+    if isinstance(
+        exc,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.URLRequired,
+    ):
         return f"invalid wallet URL ({type(exc).__name__})"
     if isinstance(
         exc,
