@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import Engine
 
 from config.settings import Settings
-from lootbox.api.auth import Authenticator
 from lootbox.idempotency.guard import IdempotencyGuard
 from lootbox.ports import UnitOfWork
 from lootbox.readiness import ReadinessProbe
 from lootbox.services.context import ServiceContext
+
+if TYPE_CHECKING:  # the API layer reaches wired objects through this module
+    from lootbox.api.auth import Authenticator
 
 
 @dataclass

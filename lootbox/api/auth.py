@@ -8,7 +8,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lootbox.domain.errors import InvalidSignature, MissingHeaders, TimestampSkew
+from flask import g, request
+
+from lootbox.container import container
+from lootbox.domain.errors import (
+    InvalidSignature,
+    MissingHeaders,
+    TimestampSkew,
+    UnsupportedMediaType,
+)
 from lootbox.domain.records import Operator
 from lootbox.ports import UnitOfWork
 from lootbox.signing import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_matches
@@ -73,3 +81,16 @@ class Authenticator:
         ):
             raise InvalidSignature()
         return operator
+
+
+def authenticate_s2s_request() -> None:
+    """``before_request`` of every S2S blueprint: sets ``g.operator`` or raises.
+
+    Order: size (413, raised by get_data), signature (401), media type (415), then the
+    schema (400). The signature covers the exact bytes received.
+    """
+    body = request.get_data(cache=True)
+    signed = SignedRequest.from_headers(request.method, request.path, body, dict(request.headers))
+    g.operator = container().authenticator.authenticate(signed)
+    if request.method == "POST" and request.mimetype != "application/json":
+        raise UnsupportedMediaType()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, request
+from flask import g
 from flask_smorest import Blueprint
 
-from lootbox.api.auth import SignedRequest
+from lootbox.api.auth import authenticate_s2s_request
 from lootbox.api.idempotent import idempotent
 from lootbox.container import container
-from lootbox.domain.errors import UnsupportedMediaType
 from lootbox.domain.records import Operator
 from lootbox.domain.states import PurchaseMode
 from lootbox.services.cancel import CancelResult, CancelRound, cancel_round, default_cancel_key
@@ -42,15 +41,7 @@ blp = Blueprint(
 )
 
 
-@blp.before_request
-def _authenticate() -> None:
-    # Order: size (413, raised by get_data), signature (401), media type (415), then the
-    # schema (400). The signature covers the exact bytes received.
-    body = request.get_data(cache=True)
-    signed = SignedRequest.from_headers(request.method, request.path, body, dict(request.headers))
-    g.operator = container().authenticator.authenticate(signed)
-    if request.method == "POST" and request.mimetype != "application/json":
-        raise UnsupportedMediaType()
+blp.before_request(authenticate_s2s_request)
 
 
 def _errors(*codes: int) -> Any:
