@@ -16,6 +16,7 @@ from lootbox import cli
 from lootbox.api import errors, request_id
 from lootbox.api.auth import Authenticator
 from lootbox.api.probes import blp as probes_blueprint
+from lootbox.api.reads import blp as reads_blueprint
 from lootbox.api.s2s import blp as s2s_blueprint
 from lootbox.container import Container
 from lootbox.idempotency.guard import IdempotencyGuard
@@ -98,6 +99,7 @@ def create_app(
 
     api = errors.LootboxApi(app, spec_kwargs={"info": {"description": __doc__}})
     api.register_blueprint(s2s_blueprint)
+    api.register_blueprint(reads_blueprint)
     api.register_blueprint(probes_blueprint)
     errors.init_app(app)
     request_id.init_app(app)

@@ -175,6 +175,7 @@ class UnitOfWork(Protocol):
     items: Any
     ledger: Any
     idempotency: Any
+    listings: Any
 
     def __enter__(self) -> UnitOfWork: ...
 

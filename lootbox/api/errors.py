@@ -38,6 +38,8 @@ STATUS: dict[type[e.LootboxError], int] = {
     e.ServiceUnavailable: 503,
 }
 
+WEBARGS_PLACES = {"json", "query"}
+
 HTTP_CODES = {
     400: "VALIDATION_ERROR",
     401: "UNAUTHORIZED",
@@ -91,10 +93,11 @@ def handle_http_exception(exc: HTTPException) -> Response:
     data = getattr(exc, "data", None) or {}
     messages = data.get("messages") or data.get("errors")
     if status in (400, 422) and messages is not None:
-        # webargs puts field errors under the location ("json"); callers want the fields.
-        details = messages.get("json", messages) if isinstance(messages, dict) else messages
-        if isinstance(details, dict) and list(details) == ["json"]:
-            details = details["json"]
+        # webargs puts field errors under their location ("json", "query"); callers want
+        # the fields.
+        details = messages
+        while isinstance(details, dict) and len(details) == 1 and set(details) & WEBARGS_PLACES:
+            details = next(iter(details.values()))
         return error_response(400, "VALIDATION_ERROR", "request is invalid", {"fields": details})
     code = HTTP_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "HTTP_ERROR")
     headers = {}

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lootbox.domain.errors import ServiceUnavailable
 from lootbox.persistence.idempotency_records import IdempotencyRecordRepository
+from lootbox.persistence.listings import ListingRepository
 from lootbox.persistence.repositories import (
     CatalogRepository,
     InventoryRepository,
@@ -92,6 +93,7 @@ class SqlAlchemyUnitOfWork:
         self.items = InventoryRepository(self.session)
         self.ledger = LedgerRepository(self.session)
         self.idempotency = IdempotencyRecordRepository(self.session)
+        self.listings = ListingRepository(self.session)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

@@ -49,6 +49,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 ROUND_STATUSES = ("debit_pending", "held", "refund_pending", "settled", "refunded", "voided")
+OPENED_PREPAID = "mode = 'prepay' AND status = 'settled'"
 ITEM_STATES = (
     "unresolved",
     "cashback_pending",
@@ -177,6 +178,24 @@ class RoundRow(Base):
             postgresql_where=text("status <> 'voided'"),
             sqlite_where=text("status <> 'voided'"),
         ),
+        # History's "open" rows: prepaid rounds that were opened, by the time they were.
+        Index(
+            "ix_rounds_operator_openings",
+            "operator_id",
+            "updated_at",
+            "id",
+            postgresql_where=text(OPENED_PREPAID),
+            sqlite_where=text(OPENED_PREPAID),
+        ),
+        Index(
+            "ix_rounds_player_openings",
+            "operator_id",
+            "player_external_id",
+            "updated_at",
+            "id",
+            postgresql_where=text(OPENED_PREPAID),
+            sqlite_where=text(OPENED_PREPAID),
+        ),
         CheckConstraint(_in("status", ROUND_STATUSES), name="status"),
         CheckConstraint(_in("mode", ("open", "prepay")), name="mode"),
         CheckConstraint("bet_minor > 0 AND operator_amount_minor > 0", name="amounts_positive"),
@@ -278,7 +297,15 @@ class MoneyMovementRow(Base):
             sqlite_where=text("kind = 'debit'"),
         ),
         Index("ix_money_movements_pending", "status", "lease_expires_at"),
-        Index("ix_money_movements_history", "operator_id", "player_external_id", "id"),
+        # History pages (keyset on created_at, id): operator-wide and per player.
+        Index("ix_money_movements_operator_history", "operator_id", "created_at", "id"),
+        Index(
+            "ix_money_movements_player_history",
+            "operator_id",
+            "player_external_id",
+            "created_at",
+            "id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import fakeredis
 import pytest
@@ -242,6 +243,26 @@ class SignedClient:
 
     def health(self, **kwargs: Any) -> Reply:
         return self.get("/api/s2s/health", **kwargs)
+
+    def inventory(self, **params: Any) -> Reply:
+        return self.get("/api/s2s/inventory", query_string=urlencode(params))
+
+    def history(self, **params: Any) -> Reply:
+        return self.get("/api/s2s/history", query_string=urlencode(params))
+
+    def pages(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every page of a listing, following ``nextCursor`` to the end."""
+        pages: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            reply = self.get(path, query_string=urlencode(query))
+            assert reply.status == 200, reply.data
+            pages.append(reply.json)
+            cursor = reply.json["nextCursor"]
+            if cursor is None:
+                return pages
+            assert len(pages) < 1000, "a cursor that never ends"
 
 
 # --- the wallet ------------------------------------------------------------------------------
