@@ -9,7 +9,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
-from lootbox.cli.output import emit, json_errors
+from lootbox.cli.output import ProgressLine, emit, json_errors
 from lootbox.container import container
 from lootbox.domain.money import format_rate, parse_rate
 from lootbox.persistence.migrate import upgrade_database
@@ -168,7 +168,12 @@ def import_catalog(slug: str, file: Any) -> None:
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}") from None
     uow_factory, clock = _deps()
-    published = catalog.import_catalog(uow_factory, clock, slug, document)
+    line = ProgressLine()
+
+    def progress(done: int, total: int) -> None:
+        line.say(f"catalog: {done}/{total} boxes published", force=done == total)
+
+    published = catalog.import_catalog(uow_factory, clock, slug, document, progress)
     emit(
         {
             "boxes": [

@@ -61,10 +61,15 @@ def parse_catalog(document: Any) -> list[BoxSpec]:
 
 
 def import_catalog(
-    uow_factory: Callable[[], UnitOfWork], clock: Clock, slug: str, document: Any
+    uow_factory: Callable[[], UnitOfWork],
+    clock: Clock,
+    slug: str,
+    document: Any,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[PublishedBox]:
     """Publish every box of the document in one transaction. An unchanged box keeps its
-    version; a changed one gets a new version and the old one is superseded."""
+    version; a changed one gets a new version and the old one is superseded.
+    ``progress(done, total)`` is called after each box."""
     specs = parse_catalog(document)
     with uow_factory() as uow:
         operator = uow.operators.get_by_slug(slug)
@@ -76,6 +81,8 @@ def import_catalog(
                 operator.id, spec, content_hash(spec), clock.now()
             )
             published.append(PublishedBox(spec.slug, box_id, version_id, created))
+            if progress is not None:
+                progress(len(published), len(specs))
         uow.commit()
         return published
 

@@ -149,6 +149,20 @@ def test_catalog_import_prints_each_box_with_its_ids(world: World) -> None:
         assert isinstance(box["boxId"], int) and isinstance(box["boxVersionId"], int)
 
 
+def test_catalog_import_shows_its_progress_on_stderr(world: World) -> None:
+    many = {
+        "boxes": [
+            {**CATALOG["boxes"][0], "slug": f"bulk-{i}", "name": f"Bulk {i}"} for i in range(30)
+        ]
+    }
+
+    result = world.cli("catalog", "import", world.operator.slug, catalog_file(world, many))
+
+    assert result.exit_code == 0, result
+    assert len(result.json["boxes"]) == 30  # stdout stays one JSON document
+    assert result.stderr.strip().splitlines()[-1] == "catalog: 30/30 boxes published"
+
+
 def test_reimporting_an_unchanged_catalog_keeps_every_box_version(world: World) -> None:
     again = world.import_catalog(CATALOG)
 
