@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, select, text, tuple_
 
 from lootbox.domain.cashback import CashbackPolicy
 from lootbox.domain.listings import (
@@ -24,8 +24,9 @@ from lootbox.domain.listings import (
     ItemListing,
 )
 from lootbox.domain.records import MovementKind, MovementReason
-from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
+from lootbox.domain.states import ItemState, PurchaseMode
 from lootbox.persistence.models import (
+    OPENED_PREPAID,
     BoxVersionRow,
     InventoryItemRow,
     MoneyMovementRow,
@@ -126,9 +127,9 @@ class ListingRepository(_Repository):
         prepaid round's ``updated_at`` is the moment it was opened, for good."""
         r = RoundRow
         stmt = _window(
-            select(r).where(
-                r.mode == str(PurchaseMode.PREPAY), r.status == str(RoundStatus.SETTLED)
-            ),
+            # The partial index's own predicate, as literals: a bound parameter would not
+            # let PostgreSQL's generic plan of a prepared statement prove the index usable.
+            select(r).where(text(OPENED_PREPAID)),
             r,
             r.updated_at,
             operator_id,
