@@ -1,0 +1,632 @@
+"""The SDK's transport without a network: signing, the same bytes on every attempt,
+what is retried and for how long, typed results and paging.
+
+A scripted ``requests`` transport adapter stands in for the network (the e2e tests in
+tests/e2e/test_client.py run the same client against the real app over real HTTP).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+from lootbox.client import (
+    USER_AGENT,
+    BusinessRuleError,
+    CancelResult,
+    IdempotencyKeyInUseError,
+    LootboxClient,
+    NotFoundError,
+    ReelPick,
+    RetryPolicy,
+    TransportError,
+    UnavailableError,
+    UnexpectedResponseError,
+    ValidationError,
+    WalletRefusedError,
+)
+from lootbox.signing import signature_matches
+
+BASE = "https://lootbox.example"
+KEY_ID = "lk_test"
+SECRET = "s3cret"
+
+CASHOUT_OK = {
+    "item": {
+        "inventoryItemId": 88,
+        "state": "cashed_back",
+        "cashbackMinor": 353,
+        "currency": "USD",
+    },
+    "balanceAfterMinor": 11820,
+}
+
+
+def error_body(code: str, message: str = "m") -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # a document (sent as JSON) or bytes (sent as is)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Step = Reply | Exception
+
+
+class ScriptedAdapter(BaseAdapter):
+    """Answers each request with the next step of the script; records what was sent."""
+
+    def __init__(self, *steps: Step) -> None:
+        super().__init__()
+        self.steps = list(steps)
+        self.sent: list[requests.PreparedRequest] = []
+        self.timeouts: list[Any] = []
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        with self.lock:
+            self.sent.append(request)
+            self.timeouts.append(kwargs.get("timeout"))
+            step = self.steps.pop(0) if self.steps else Reply(500, b"script exhausted")
+        if isinstance(step, Exception):
+            raise step
+        response = requests.Response()
+        response.status_code = step.status
+        body = step.body
+        response._content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        response.headers = CaseInsensitiveDict(
+            {"X-Request-Id": f"srv-{len(self.sent)}", **step.headers}
+        )
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class Clock:
+    """A monotonic clock that sleeping advances: deadlines without waiting."""
+
+    now: float = 1000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def make_client(
+    adapter: ScriptedAdapter,
+    clock: Clock | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    draw: float = 0.5,
+    base: str = BASE,
+    unix: Callable[[], float] | None = None,
+) -> LootboxClient:
+    clock = clock or Clock()
+    return LootboxClient(
+        base,
+        KEY_ID,
+        SECRET,
+        retry=retry or RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=8.0, deadline=60),
+        adapter=adapter,
+        sleep=clock.sleep,
+        random=lambda: draw,
+        monotonic=clock.monotonic,
+        clock=unix or (lambda: 1_800_000_000.0),
+    )
+
+
+def signed_correctly(request: requests.PreparedRequest, path: str) -> bool:
+    body = request.body or b""
+    assert isinstance(body, bytes)
+    return signature_matches(
+        SECRET,
+        request.headers["X-Timestamp"],
+        request.method or "",
+        path,
+        body,
+        request.headers["X-Signature"],
+    )
+
+
+# --- signing and the request ------------------------------------------------------------------
+
+
+def test_a_cashout_is_signed_over_its_exact_bytes_with_the_default_key() -> None:
+    adapter = ScriptedAdapter(Reply(200, CASHOUT_OK, {"Idempotent-Replayed": "true"}))
+
+    result = make_client(adapter).cashout("u_8431", 88, "USD")
+
+    (sent,) = adapter.sent
+    assert sent.method == "POST" and sent.url == f"{BASE}/api/s2s/cashout"
+    assert json.loads(sent.body or b"") == {
+        "playerExternalId": "u_8431",
+        "inventoryItemId": 88,
+        "idempotencyKey": "cashback:inventory:88",
+        "currency": "USD",
+    }
+    assert sent.headers["X-Key-Id"] == KEY_ID
+    assert sent.headers["X-Timestamp"] == "1800000000"
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.headers["User-Agent"] == USER_AGENT
+    assert signed_correctly(sent, "/api/s2s/cashout")
+    assert (result.inventory_item_id, result.cashback_minor, result.currency) == (88, 353, "USD")
+    assert result.balance_after_minor == 11820
+    assert result.raw == CASHOUT_OK
+    assert (result.request_id, result.replayed) == ("srv-1", True)
+
+
+def test_the_documented_default_keys_are_sent_explicitly() -> None:
+    round_ok = {"round": {"publicId": "r_1", "status": "refunded", "refundedMinor": 5,
+                          "currency": "EUR"}, "balanceAfterMinor": None}  # fmt: skip
+    adapter = ScriptedAdapter(Reply(200, round_ok), Reply(404, error_body("ROUND_NOT_FOUND")))
+    client = make_client(adapter)
+
+    cancelled = client.cancel("u_1", "r_1")
+    with pytest.raises(NotFoundError):
+        client.open("u_1", "r_1")
+
+    bodies = [json.loads(sent.body or b"") for sent in adapter.sent]
+    assert bodies[0]["idempotencyKey"] == "refund:round:r_1"
+    assert bodies[1]["idempotencyKey"] == "open:round:r_1"
+    assert cancelled == CancelResult("r_1", "refunded", 5, "EUR", None, raw={})
+    assert not cancelled.replayed
+
+
+def test_a_callers_key_replaces_the_default() -> None:
+    adapter = ScriptedAdapter(Reply(200, CASHOUT_OK))
+
+    make_client(adapter).cashout("u_8431", 88, idempotency_key="my-key-1")
+
+    body = json.loads(adapter.sent[0].body or b"")
+    assert body["idempotencyKey"] == "my-key-1" and "currency" not in body
+
+
+def test_a_get_signs_the_path_without_the_query_and_an_empty_body() -> None:
+    page: dict[str, Any] = {"items": [], "nextCursor": None}
+    adapter = ScriptedAdapter(Reply(200, page))
+
+    make_client(adapter).inventory("u 1/ü", state="all", limit=5, cursor="c+/=")
+
+    (sent,) = adapter.sent
+    assert sent.method == "GET" and not sent.body
+    assert "Content-Type" not in sent.headers
+    url = urlsplit(sent.url or "")
+    assert url.path == "/api/s2s/inventory"
+    assert parse_qs(url.query) == {
+        "playerExternalId": ["u 1/ü"],
+        "state": ["all"],
+        "limit": ["5"],
+        "cursor": ["c+/="],
+    }
+    assert signed_correctly(sent, "/api/s2s/inventory")
+
+
+def test_a_base_url_behind_a_path_prefix_signs_the_full_path() -> None:
+    adapter = ScriptedAdapter(Reply(200, {"status": "ok"}))
+
+    make_client(adapter, base="https://gw.example/lootbox/").health()
+
+    (sent,) = adapter.sent
+    assert sent.url == "https://gw.example/lootbox/api/s2s/health"
+    assert signed_correctly(sent, "/lootbox/api/s2s/health")
+
+
+def test_purchase_accepts_reel_picks_mappings_and_bare_box_versions() -> None:
+    adapter = ScriptedAdapter(Reply(400, error_body("VALIDATION_ERROR")), Reply(400, b""))
+    client = make_client(adapter)
+
+    with pytest.raises(ValidationError):
+        client.purchase("u_1", "act-1", [ReelPick(2, 7), {"reelIndex": 0, "boxVersionId": 8}])
+    with pytest.raises(ValidationError):
+        client.purchase("u_1", "act-2", [7, 8], mode="prepay", currency="USD")
+
+    first, second = (json.loads(sent.body or b"") for sent in adapter.sent)
+    assert first == {
+        "playerExternalId": "u_1",
+        "gameKey": "mystery_box",
+        "mode": "open",
+        "clientActionId": "act-1",
+        "reels": [{"reelIndex": 2, "boxVersionId": 7}, {"reelIndex": 0, "boxVersionId": 8}],
+    }
+    assert second["reels"] == [
+        {"reelIndex": 0, "boxVersionId": 7},
+        {"reelIndex": 1, "boxVersionId": 8},
+    ]
+    assert (second["mode"], second["currency"]) == ("prepay", "USD")
+    with pytest.raises(TypeError):
+        client.purchase("u_1", "act-3", ["7"])  # type: ignore[list-item]
+
+
+# --- retries ----------------------------------------------------------------------------------
+
+
+def test_503s_are_retried_with_the_same_bytes_and_fresh_signatures() -> None:
+    ticks = iter(range(1_800_000_000, 1_800_000_100, 7))
+    adapter = ScriptedAdapter(
+        Reply(503, error_body("WALLET_UNAVAILABLE")),
+        Reply(503, error_body("SERVICE_UNAVAILABLE")),
+        Reply(200, CASHOUT_OK),
+    )
+    clock = Clock()
+
+    result = make_client(adapter, clock, unix=lambda: float(next(ticks))).cashout("u_8431", 88)
+
+    assert result.cashback_minor == 353 and result.request_id == "srv-3"
+    assert clock.sleeps == [0.5, 1.0]  # draw 0.5 × ceilings 1, 2
+    bodies = {sent.body for sent in adapter.sent}
+    assert len(bodies) == 1, "every attempt sends the very same bytes"
+    timestamps = [sent.headers["X-Timestamp"] for sent in adapter.sent]
+    assert timestamps == ["1800000000", "1800000007", "1800000014"]
+    assert all(signed_correctly(sent, "/api/s2s/cashout") for sent in adapter.sent)
+    request_ids = {sent.headers["X-Request-Id"] for sent in adapter.sent}
+    assert len(request_ids) == 3, "each attempt is its own request"
+
+
+def test_in_use_is_retried_no_sooner_than_retry_after() -> None:
+    adapter = ScriptedAdapter(
+        Reply(409, error_body("IDEMPOTENCY_KEY_IN_USE"), {"Retry-After": "3"}),
+        Reply(200, CASHOUT_OK, {"Idempotent-Replayed": "true"}),
+    )
+    clock = Clock()
+
+    result = make_client(adapter, clock).cashout("u_8431", 88)
+
+    assert clock.sleeps == [3.0] and result.replayed
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        requests.ConnectionError("connection refused"),
+        requests.ConnectTimeout("connect timeout"),
+        requests.ReadTimeout("read timeout"),
+        requests.exceptions.ChunkedEncodingError("connection broken"),
+    ],
+    ids=type,
+)
+def test_network_errors_are_retried(exc: Exception) -> None:
+    adapter = ScriptedAdapter(exc, Reply(200, CASHOUT_OK))
+    clock = Clock()
+
+    assert make_client(adapter, clock).cashout("u_8431", 88).state == "cashed_back"
+    assert clock.sleeps == [0.5]
+    assert adapter.sent[0].body == adapter.sent[1].body
+
+
+@pytest.mark.parametrize(
+    "reply,expected",
+    [
+        (Reply(400, error_body("VALIDATION_ERROR")), ValidationError),
+        (Reply(404, error_body("INVENTORY_ITEM_NOT_FOUND")), NotFoundError),
+        (Reply(422, error_body("CASHBACK_NOT_AVAILABLE")), BusinessRuleError),
+        (Reply(422, error_body("INSUFFICIENT_FUNDS")), WalletRefusedError),
+        (Reply(429, error_body("TOO_MANY_REQUESTS"), {"Retry-After": "1"}), Exception),
+        (Reply(500, error_body("INTERNAL_ERROR")), Exception),
+    ],
+)
+def test_other_errors_are_raised_at_once(reply: Reply, expected: type[Exception]) -> None:
+    adapter = ScriptedAdapter(reply, Reply(200, CASHOUT_OK))
+    clock = Clock()
+
+    with pytest.raises(expected) as caught:
+        make_client(adapter, clock).cashout("u_8431", 88)
+
+    assert len(adapter.sent) == 1 and clock.sleeps == []
+    assert getattr(caught.value, "attempts", None) == 1
+
+
+def test_when_the_attempts_run_out_the_last_answer_is_raised() -> None:
+    adapter = ScriptedAdapter(*[Reply(503, error_body("WALLET_UNAVAILABLE"))] * 5)
+    clock = Clock()
+
+    with pytest.raises(UnavailableError) as caught:
+        make_client(adapter, clock).cashout("u_8431", 88)
+
+    assert caught.value.attempts == 4 and caught.value.request_id == "srv-4"
+    assert clock.sleeps == [0.5, 1.0, 2.0]
+
+
+def test_when_the_attempts_run_out_on_the_network_a_transport_error_keeps_the_cause() -> None:
+    last = requests.ConnectionError("reset by peer")
+    adapter = ScriptedAdapter(requests.ConnectionError("refused"), requests.ReadTimeout(), last)
+    clock = Clock()
+
+    with pytest.raises(TransportError) as caught:
+        make_client(adapter, clock, retry=RetryPolicy(max_attempts=3)).cashout("u_8431", 88)
+
+    error = caught.value
+    assert error.cause is last and error.__cause__ is last and error.attempts == 3
+    assert error.request_id == adapter.sent[-1].headers["X-Request-Id"]
+
+
+def test_a_tls_failure_is_not_retried() -> None:
+    adapter = ScriptedAdapter(requests.exceptions.SSLError("bad certificate"))
+    clock = Clock()
+
+    with pytest.raises(TransportError) as caught:
+        make_client(adapter, clock).health()
+
+    assert caught.value.attempts == 1 and clock.sleeps == []
+
+
+def test_the_deadline_stops_retrying_before_a_sleep_would_cross_it() -> None:
+    adapter = ScriptedAdapter(*[Reply(503, error_body("WALLET_UNAVAILABLE"))] * 10)
+    clock = Clock()
+    policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=100.0, deadline=6.0)
+
+    with pytest.raises(UnavailableError) as caught:
+        make_client(adapter, clock, retry=policy, draw=0.999).cashout("u_8431", 88)
+
+    # Sleeps ~1 and ~2 (3 s in all); the next, ~4, would end past 6 s.
+    assert len(clock.sleeps) == 2 and caught.value.attempts == 3
+
+
+def test_a_retry_after_beyond_the_deadline_is_raised_not_waited_for() -> None:
+    adapter = ScriptedAdapter(
+        Reply(409, error_body("IDEMPOTENCY_KEY_IN_USE"), {"Retry-After": "120"})
+    )
+    clock = Clock()
+
+    with pytest.raises(IdempotencyKeyInUseError) as caught:
+        make_client(adapter, clock).cashout("u_8431", 88)
+
+    assert caught.value.retry_after == 120.0 and clock.sleeps == []
+
+
+def test_each_attempt_is_bounded_by_the_time_left() -> None:
+    adapter = ScriptedAdapter(requests.ReadTimeout(), Reply(200, {"status": "ok"}))
+    clock = Clock()
+    client = LootboxClient(
+        BASE,
+        KEY_ID,
+        SECRET,
+        connect_timeout=2.0,
+        read_timeout=10.0,
+        retry=RetryPolicy(base_delay=1.0, deadline=5.0),
+        adapter=adapter,
+        sleep=clock.sleep,
+        random=lambda: 1.0,
+        monotonic=clock.monotonic,
+    )
+
+    client.health()
+
+    assert adapter.timeouts == [(2.0, 5.0), (2.0, 4.0)]
+
+
+# --- answers that are not the contract ------------------------------------------------------------
+
+
+def test_a_2xx_that_is_not_json_is_an_unexpected_response_not_a_decode_error() -> None:
+    adapter = ScriptedAdapter(Reply(200, b"<html>welcome to the captive portal</html>"))
+
+    with pytest.raises(UnexpectedResponseError) as caught:
+        make_client(adapter).cashout("u_8431", 88)
+
+    assert caught.value.status == 200 and caught.value.request_id == "srv-1"
+
+
+def test_a_2xx_missing_a_field_is_an_unexpected_response() -> None:
+    adapter = ScriptedAdapter(Reply(200, {"item": {"inventoryItemId": 88}}))
+
+    with pytest.raises(UnexpectedResponseError, match="state"):
+        make_client(adapter).cashout("u_8431", 88)
+
+
+def test_an_html_error_page_is_a_typed_error() -> None:
+    adapter = ScriptedAdapter(Reply(404, b"<!doctype html><h1>Not Found</h1>"))
+
+    with pytest.raises(NotFoundError) as caught:
+        make_client(adapter).cashout("u_8431", 88)
+
+    assert caught.value.code == "NOT_FOUND" and caught.value.body.startswith(b"<!doctype")
+
+
+# --- reads and paging -----------------------------------------------------------------------------
+
+
+def inventory_item(n: int) -> dict[str, Any]:
+    return {
+        "inventoryItemId": n,
+        "itemId": 12,
+        "name": "Gold Coin",
+        "valueMinor": 400,
+        "currency": "EUR",
+        "cashbackMinor": 320 if n % 2 else None,
+        "state": "unresolved",
+        "roundPublicId": f"r_{n}",
+        "reelIndex": 0,
+        "boxVersionId": 3,
+        "createdAt": "2026-11-21T10:00:00.123456Z",
+        "updatedAt": "2026-11-21T10:00:01Z",
+        "somethingNew": True,
+    }
+
+
+def history_entry(n: int) -> dict[str, Any]:
+    return {
+        "entryId": f"mm_{n}",
+        "type": "cashback",
+        "status": "accepted",
+        "occurredAt": "2026-11-21T10:00:00.123456Z",
+        "completedAt": None,
+        "playerExternalId": "u_1",
+        "amountMinor": -353,
+        "currency": "USD",
+        "operatorAmountMinor": -320,
+        "operatorCurrency": "EUR",
+        "rate": "1.1042",
+        "idempotencyKey": "cashback:inventory:88",
+        "providerTxnRef": None,
+        "roundPublicId": None,
+        "inventoryItemId": 88,
+        "refusalCode": None,
+    }
+
+
+def test_iter_inventory_follows_next_cursor_until_null() -> None:
+    adapter = ScriptedAdapter(
+        Reply(200, {"items": [inventory_item(1), inventory_item(2)], "nextCursor": "c1"}),
+        Reply(200, {"items": [inventory_item(3)], "nextCursor": "c2"}),
+        Reply(200, {"items": [], "nextCursor": None}),
+    )
+
+    items = list(make_client(adapter).iter_inventory("u_1", state="all", page_size=2))
+
+    assert [item.inventory_item_id for item in items] == [1, 2, 3]
+    assert items[0].cashback_minor == 320 and items[1].cashback_minor is None
+    assert items[0].created_at == datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)
+    assert items[0].raw["somethingNew"] is True
+    cursors = [parse_qs(urlsplit(sent.url or "").query).get("cursor") for sent in adapter.sent]
+    assert cursors == [None, ["c1"], ["c2"]]
+    assert all(parse_qs(urlsplit(sent.url or "").query)["limit"] == ["2"] for sent in adapter.sent)
+
+
+def test_iterators_are_lazy() -> None:
+    adapter = ScriptedAdapter(
+        Reply(200, {"items": [inventory_item(1)], "nextCursor": "c1"}),
+        Reply(200, {"items": [inventory_item(2)], "nextCursor": None}),
+    )
+
+    items = make_client(adapter).iter_inventory("u_1")
+    assert adapter.sent == []
+    assert next(items).inventory_item_id == 1
+    assert len(adapter.sent) == 1
+
+
+def test_a_cursor_that_does_not_move_stops_the_iterator() -> None:
+    adapter = ScriptedAdapter(
+        Reply(200, {"items": [inventory_item(1)], "nextCursor": "same"}),
+        Reply(200, {"items": [inventory_item(1)], "nextCursor": "same"}),
+    )
+
+    with pytest.raises(UnexpectedResponseError, match="loop"):
+        list(make_client(adapter).iter_inventory("u_1"))
+
+
+def test_history_sends_its_filters_and_types_the_rows() -> None:
+    adapter = ScriptedAdapter(
+        Reply(200, {"entries": [history_entry(2)], "nextCursor": "h1"}),
+        Reply(200, {"entries": [history_entry(1)], "nextCursor": None}),
+    )
+    cet = timezone(timedelta(hours=1))
+
+    entries = list(
+        make_client(adapter).iter_history(
+            "u_1",
+            types=["cashback", "refund"],
+            from_=datetime(2026, 11, 1, 1, 0, tzinfo=cet),
+            to="2026-11-30T23:59:59Z",
+            page_size=1,
+        )
+    )
+
+    first_query = parse_qs(urlsplit(adapter.sent[0].url or "").query)
+    assert first_query == {
+        "playerExternalId": ["u_1"],
+        "types": ["cashback,refund"],
+        "from": ["2026-11-01T00:00:00Z"],
+        "to": ["2026-11-30T23:59:59Z"],
+        "limit": ["1"],
+    }
+    assert parse_qs(urlsplit(adapter.sent[1].url or "").query)["types"] == ["cashback,refund"]
+    assert [entry.entry_id for entry in entries] == ["mm_2", "mm_1"]
+    assert entries[0].rate == Decimal("1.1042") and entries[0].amount_minor == -353
+    assert entries[0].completed_at is None
+
+
+def test_history_refuses_naive_datetimes() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        make_client(ScriptedAdapter()).history(from_=datetime(2026, 1, 1))
+
+
+def test_a_float_rate_is_an_unexpected_response() -> None:
+    entry = {**history_entry(1), "rate": 1.1042}
+    adapter = ScriptedAdapter(Reply(200, {"entries": [entry], "nextCursor": None}))
+
+    with pytest.raises(UnexpectedResponseError, match="rate"):
+        make_client(adapter).history()
+
+
+# --- the client itself ----------------------------------------------------------------------------
+
+
+def test_threads_get_their_own_session_over_one_shared_pool() -> None:
+    adapter = ScriptedAdapter(*[Reply(200, {"status": "ok"})] * 4)
+    client = make_client(adapter)
+    sessions: list[requests.Session] = []
+
+    def work() -> None:
+        client.health()
+        sessions.append(client._session())
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    work()
+
+    assert len({id(session) for session in sessions}) == 4
+    assert all(session.get_adapter(BASE) is adapter for session in sessions)
+    client.close()
+    assert adapter.closed
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "127.0.0.1:8080", "http://h/?q=1", "http://h/#f"])
+def test_a_base_url_that_is_not_an_http_url_is_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        LootboxClient(url, KEY_ID, SECRET)
+
+
+def test_the_secret_does_not_show_in_the_repr() -> None:
+    client = LootboxClient(BASE, KEY_ID, SECRET)
+
+    assert SECRET not in repr(client) and KEY_ID in repr(client)
+
+
+def test_the_sdk_imports_neither_flask_nor_sqlalchemy_nor_the_app() -> None:
+    code = (
+        "import sys, lootbox.client\n"
+        "ours = ('lootbox.client', 'lootbox.signing')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in"
+        " {'flask', 'werkzeug', 'sqlalchemy', 'redis', 'marshmallow', 'schemas', 'app'}"
+        " or (m.startswith('lootbox.') and not m.startswith(ours)))\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+    assert result.stdout.strip() == ""
