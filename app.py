@@ -13,7 +13,7 @@ from flask import Flask
 
 from config.settings import Settings
 from lootbox import cli
-from lootbox.api import errors, request_id
+from lootbox.api import errors, observability, request_id
 from lootbox.api.auth import Authenticator
 from lootbox.api.probes import blp as probes_blueprint
 from lootbox.api.reads import blp as reads_blueprint
@@ -102,6 +102,7 @@ def create_app(
     api.register_blueprint(reads_blueprint)
     api.register_blueprint(probes_blueprint)
     errors.init_app(app)
+    observability.init_app(app)
     request_id.init_app(app)
     cli.init_app(app)
     return app

@@ -5,8 +5,12 @@ timeout) and a duplicate waits on the idempotency lease (up to IDEMPOTENCY_WAIT_
 with gthread those waits overlap instead of pinning a whole worker each.
 """
 
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
+from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
@@ -22,3 +26,39 @@ max_requests_jitter = 500
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+# --- Prometheus multiprocess mode ------------------------------------------------------------
+# Every worker counts into memory-mapped files in one directory, and the worker that
+# answers GET /metrics merges them all (lootbox/observability/metrics.py). Without it a
+# scrape would report one random worker's share. The variable must be in the environment
+# before a worker first imports prometheus_client; the workers are forked from this master
+# and load the app after the fork (no preload_app), so setting it here is early enough.
+# Set PROMETHEUS_MULTIPROC_DIR to choose the directory (its *.db files are deleted at
+# start); unset, a private temporary directory is made here and removed at exit.
+# (The mark survives a configuration reload on SIGHUP, when the variable is already set.)
+_CREATED_MARK = "LOOTBOX_CREATED_METRICS_DIR"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lootbox-metrics-")
+    os.environ[_CREATED_MARK] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+_owns_metrics_dir = os.environ.get(_CREATED_MARK) == _metrics_dir
+
+
+def on_starting(server: object) -> None:
+    """Counters left by an earlier run would be added to this run's: start empty."""
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A worker exited (recycled by max_requests, killed, crashed). Its counters stay in
+    the directory, so totals never go backwards; only its live gauges are dropped."""
+    from prometheus_client import multiprocess  # after the variable is set, in the master
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server: object) -> None:
+    if _owns_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+METRICS_TOKEN = re.compile(r"[\x21-\x7e]{16,256}")
 
 
 class ConfigError(RuntimeError):
@@ -38,6 +40,9 @@ class Settings:
     signature_max_skew_seconds: int = 300
     database_pool_size: int = 5
     log_level: str = "INFO"
+    # Empty: /metrics is open, like the probes (keep it on the private network). Set: it
+    # needs ``Authorization: Bearer <token>``.
+    metrics_token: str = field(default="", repr=False)
 
     # environment variable -> field
     ENV_VARS = {
@@ -56,6 +61,7 @@ class Settings:
         "SIGNATURE_MAX_SKEW_SECONDS": "signature_max_skew_seconds",
         "DATABASE_POOL_SIZE": "database_pool_size",
         "LOG_LEVEL": "log_level",
+        "METRICS_TOKEN": "metrics_token",
     }
 
     @classmethod
@@ -101,6 +107,11 @@ class Settings:
         _in_range("IDEMPOTENCY_TTL_SECONDS", self.idempotency_ttl_seconds, 1, 10 * 365 * 86400)
         _in_range("IDEMPOTENCY_LEASE_SECONDS", self.idempotency_lease_seconds, 0.001, 3600)
         _in_range("MOVEMENT_LEASE_SECONDS", self.movement_lease_seconds, 0.001, 3600)
+        if self.metrics_token and not METRICS_TOKEN.fullmatch(self.metrics_token):
+            # Guessable, or not something an HTTP header can carry intact.
+            raise ConfigError(
+                "METRICS_TOKEN must be 16 to 256 printable ASCII characters without spaces"
+            )
         wallet_budget = self.wallet_connect_timeout_seconds + self.wallet_read_timeout_seconds
         if self.movement_lease_seconds <= wallet_budget:
             # A lease shorter than a wallet call would let a second attempt re-send while

@@ -11,8 +11,9 @@ from typing import Any, cast
 
 from flask import Flask, Response, current_app
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, Unauthorized
 
+from lootbox.api.observability import note_error_code, note_outcome
 from lootbox.domain import errors as e
 from schemas.s2s import ErrorSchema
 
@@ -61,6 +62,19 @@ def status_for(exc: e.LootboxError) -> int:
     return 500
 
 
+def outcome_for(exc: e.LootboxError) -> str:
+    """The access log's ``outcome`` for an error (lootbox.api.observability)."""
+    if isinstance(exc, e.IdempotencyKeyInUse):
+        return "in_use"
+    if isinstance(exc, e.IdempotencyKeyReused):
+        return "mismatch"
+    if isinstance(exc, e.WalletRefused):
+        return "refused"
+    if isinstance(exc, e.WalletUnavailable | e.ServiceUnavailable):
+        return "unavailable"
+    return "rejected" if status_for(exc) < 500 else "error"
+
+
 def error_response(
     status: int,
     code: str,
@@ -68,6 +82,7 @@ def error_response(
     details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    note_error_code(code)
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
@@ -83,6 +98,7 @@ def handle_lootbox_error(exc: e.LootboxError) -> Response:
     if isinstance(exc, e.IdempotencyKeyInUse):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     status = status_for(exc)
+    note_outcome(outcome_for(exc))
     if status >= 500:
         log.warning("%s: %s", exc.code, exc.message, exc_info=exc.__cause__ is not None)
     return error_response(status, exc.code, exc.message, exc.details, headers)
@@ -90,6 +106,7 @@ def handle_lootbox_error(exc: e.LootboxError) -> Response:
 
 def handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
+    note_outcome("rejected" if status < 500 else "error")
     data = getattr(exc, "data", None) or {}
     messages = data.get("messages") or data.get("errors")
     if status in (400, 422) and messages is not None:
@@ -103,6 +120,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
     headers = {}
     if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
         headers["Allow"] = ", ".join(exc.valid_methods)
+    if isinstance(exc, Unauthorized) and exc.www_authenticate:
+        headers["WWW-Authenticate"] = ", ".join(str(w) for w in exc.www_authenticate)
     return error_response(status, code, exc.description or exc.name, headers=headers)
 
 
@@ -110,6 +129,7 @@ def handle_unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
     log.exception("unhandled error")
+    note_outcome("error")
     return error_response(500, "INTERNAL_ERROR", "internal error")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, current_app, g
 
+from lootbox.api.observability import note_idempotency_key, note_outcome
 from lootbox.api.request_id import current_request_id
 from lootbox.container import container
 from lootbox.domain.records import Operator
@@ -30,6 +31,8 @@ def idempotent(endpoint: str, key_of: KeyOf, normalize: Normalizer) -> Callable[
         def wrapper(args: dict[str, Any]) -> Response:
             operator: Operator = g.operator
             key = key_of(args)
+            # Before the guard runs, so that an in-use or mismatch line names the key too.
+            note_idempotency_key(key)
             request = Request(
                 operator_id=operator.id,
                 operator_slug=operator.slug,
@@ -44,6 +47,7 @@ def idempotent(endpoint: str, key_of: KeyOf, normalize: Normalizer) -> Callable[
                 return response.status_code, response.get_data()
 
             answer = container().guard.run(request, execute)
+            note_outcome(answer.outcome)  # errors are reported by the error handlers
             response = current_app.response_class(
                 answer.body, status=answer.status, mimetype="application/json"
             )

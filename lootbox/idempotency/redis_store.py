@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from lootbox.observability.metrics import record_redis_error, record_redis_round_trip
 from lootbox.ports import IdempotencyRecord, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -192,10 +196,81 @@ def _decode(name: str, raw: bytes | str) -> IdempotencyRecord | None:
     )
 
 
+# --- counting round trips ------------------------------------------------------------------
+
+
+def _record_failure(exc: RedisError) -> None:
+    # NOSCRIPT is the script cache missing after a Redis restart or SCRIPT FLUSH: redis-py
+    # loads the script and calls again by itself, so it is no sign of trouble.
+    if isinstance(exc, NoScriptError):
+        return
+    if isinstance(exc, RedisTimeoutError):
+        record_redis_error("timeout")
+    elif isinstance(exc, RedisConnectionError):
+        record_redis_error("connection")
+    else:
+        record_redis_error("other")
+
+
+class CountingPipeline(Pipeline):
+    """A pipeline is one round trip, however many commands it carries."""
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if self.command_stack:
+            record_redis_round_trip()
+        try:
+            return super().execute(raise_on_error)
+        except RedisError as exc:
+            _record_failure(exc)
+            raise
+
+    def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        # Commands sent at once from a pipeline (after WATCH, SCRIPT EXISTS for its
+        # scripts) are round trips of their own.
+        record_redis_round_trip()
+        try:
+            return super().immediate_execute_command(*args, **options)
+        except RedisError as exc:
+            _record_failure(exc)
+            raise
+
+
+class _CountingClient:
+    """Counts every round trip the app makes (``lootbox_redis_commands_total``) and every
+    failed one (``lootbox_redis_errors_total``), at the single door all commands of a
+    redis-py client go through. A script call (``EVALSHA``) is one command; its NOSCRIPT
+    fallback (``SCRIPT LOAD`` and ``EVALSHA`` again) is two more, as on the wire.
+    Connection set-up and redis-py's own health checks are below this door, uncounted."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        record_redis_round_trip()
+        try:
+            return super().execute_command(*args, **options)  # type: ignore[misc]
+        except RedisError as exc:
+            _record_failure(exc)
+            raise
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> CountingPipeline:
+        client: Any = self
+        return CountingPipeline(
+            client.connection_pool, client.response_callbacks, transaction, shard_hint
+        )
+
+    def ping_uncounted(self) -> bool:
+        """``PING`` without counting it: for ``/metrics``, whose scrapes should not move
+        the counter a benchmark reads."""
+        return bool(super().execute_command("PING"))  # type: ignore[misc]
+
+
+class CountingRedis(_CountingClient, redis.Redis):
+    """``redis.Redis`` that counts its round trips."""
+
+
 def make_redis_client(
     url: str | None, *, socket_timeout: float = 0.5, connect_timeout: float = 0.5
 ) -> tuple[redis.Redis, bool]:
     """A Redis client for ``url``, or an in-process fakeredis stand-in when there is none.
+    Either counts its round trips (``CountingRedis``).
 
     Returns ``(client, is_stand_in)``; the stand-in is single-process only (each gunicorn
     worker would have its own), so the app should say so in its log.
@@ -204,7 +279,7 @@ def make_redis_client(
     reaches ``_decode`` and is treated as absent instead of raising inside the client.
     """
     if url:
-        client = redis.Redis.from_url(
+        client = CountingRedis.from_url(
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=connect_timeout,
@@ -223,7 +298,10 @@ def make_redis_client(
 
     import fakeredis  # only the stand-in needs it
 
-    stand_in = fakeredis.FakeRedis()
+    class CountingFakeRedis(_CountingClient, fakeredis.FakeRedis):
+        pass
+
+    stand_in = CountingFakeRedis()
     try:
         stand_in.eval("return 1", 0)
     except (RedisError, UnicodeError) as exc:

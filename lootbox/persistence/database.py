@@ -10,6 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from lootbox.domain.errors import ServiceUnavailable
+from lootbox.observability.metrics import count_statements
 from lootbox.persistence.idempotency_records import IdempotencyRecordRepository
 from lootbox.persistence.listings import ListingRepository
 from lootbox.persistence.repositories import (
@@ -36,7 +37,13 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
             url, echo=echo, connect_args={"check_same_thread": False, "timeout": 15}
         )
         _serialize_sqlite_writers(engine)
-        return engine
+    else:
+        engine = _postgresql_engine(url, pool_size=pool_size, echo=echo)
+    count_statements(engine)  # lootbox_db_statements_total, read by the benchmarks
+    return engine
+
+
+def _postgresql_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
     return create_engine(
         url,
         echo=echo,

@@ -22,6 +22,9 @@ redirected request would arrive with a signature that no longer matches its path
 silently mangled. A 3xx means the operator's wallet URL is misconfigured, which an on-call
 engineer should see as "HTTP 302", not have papered over.
 
+Every call is logged (one ``wallet call …`` line) and counted by type and outcome
+(``lootbox_wallet_calls_total``, ``lootbox_wallet_call_duration_seconds``; docs/runbook.md).
+
 The client never raises for transport or protocol trouble. Programming errors (a call
 body that is not JSON-serialisable) still raise, before anything is sent.
 """
@@ -44,6 +47,7 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from lootbox.domain.records import WalletSettings
+from lootbox.observability.metrics import record_wallet_call
 from lootbox.ports import (
     WalletAccepted,
     WalletMoneyCall,
@@ -267,8 +271,9 @@ class HttpWallet:
         outcome, status = self._attempt(settings, body, idempotency_key)
         if isinstance(outcome, WalletOutcomeUnknown):
             outcome = WalletOutcomeUnknown(_safe_reason(outcome.reason, settings.secret))
-        latency_ms = round((time.monotonic() - started) * 1000)
-        self._log(call_type, idempotency_key, outcome, status, latency_ms)
+        elapsed = time.monotonic() - started
+        self._log(call_type, idempotency_key, outcome, status, round(elapsed * 1000))
+        record_wallet_call(call_type, _outcome_kind(outcome), elapsed)  # never raises
         return outcome, status
 
     def _attempt(
