@@ -13,7 +13,7 @@ from flask import Flask
 
 from config.settings import Settings
 from lootbox import cli
-from lootbox.api import errors, observability, request_id
+from lootbox.api import docs, errors, observability, openapi, request_id
 from lootbox.api.auth import Authenticator
 from lootbox.api.probes import blp as probes_blueprint
 from lootbox.api.reads import blp as reads_blueprint
@@ -97,7 +97,8 @@ def create_app(
         readiness=ReadinessProbe(engine, redis_client),
     )
 
-    api = errors.LootboxApi(app, spec_kwargs={"info": {"description": __doc__}})
+    docs.init_app(app)  # /docs, Swagger UI from bundled assets: before the Api reads config
+    api = errors.LootboxApi(app, spec_kwargs=openapi.spec_kwargs())
     api.register_blueprint(s2s_blueprint)
     api.register_blueprint(reads_blueprint)
     api.register_blueprint(probes_blueprint)

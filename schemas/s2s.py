@@ -1,7 +1,9 @@
 """Request and response schemas of the S2S endpoints (contract section 5).
 
 Unknown fields are rejected (marshmallow's default ``RAISE``), so a typo in a field name is
-a 400, not a silently ignored default.
+a 400, not a silently ignored default. Every field's ``metadata`` (description, example,
+enum) is the OpenAPI documentation of that field; the ``*_EXAMPLE`` bodies below are the
+documented examples of whole requests and answers (the contract's own where it has one).
 """
 
 from __future__ import annotations
@@ -11,90 +13,223 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.fields import (
-    CLIENT_ACTION_ID,
+    EXAMPLE_ROUND_ID,
     StrictInteger,
+    client_action_id,
     currency,
+    currency_code,
     idempotency_key,
+    minor_units,
+    one_of,
     player_external_id,
     positive_id,
     round_public_id,
 )
 
+# What callers see of rounds and items (lootbox.domain.states, external names).
+ROUND_STATUSES = ["held", "settled", "refunded", "voided"]
+ITEM_STATES = ["unresolved", "cashed_back", "ship_requested", "fulfilled", "expired"]
+PURCHASE_MODES = ["open", "prepay"]
+MAX_REELS = 10
+MAX_REEL_INDEX = 99
+
+BALANCE_AFTER = (
+    "The player's balance after this operation, in minor units of the credited or debited"
+    " currency, as the wallet reported it; null if the wallet gave none."
+)
+
 
 class ErrorBodySchema(Schema):
-    code = fields.String(required=True, metadata={"example": "CASHBACK_NOT_AVAILABLE"})
-    message = fields.String(required=True)
-    details = fields.Dict()
+    code = fields.String(
+        required=True,
+        metadata={
+            "description": "Machine-readable error code: branch on this, never on `message`."
+            " Each operation lists the codes it can answer per status.",
+            "example": "CASHBACK_NOT_AVAILABLE",
+        },
+    )
+    message = fields.String(
+        required=True,
+        metadata={
+            "description": "Human-readable explanation, for logs and people; may change.",
+            "example": "cashback is not available for this item",
+        },
+    )
+    details = fields.Dict(
+        metadata={
+            "description": 'Optional. For `VALIDATION_ERROR`: `{"fields": {name: [message,'
+            " ...]}}` (nested for nested fields; `_schema` for whole-body errors).",
+            "example": {"fields": {"inventoryItemId": ["Missing data for required field."]}},
+        }
+    )
 
 
 class ErrorSchema(Schema):
-    error = fields.Nested(ErrorBodySchema, required=True)
+    error = fields.Nested(
+        ErrorBodySchema,
+        required=True,
+        metadata={"description": "The one error envelope of every non-2xx answer."},
+    )
 
 
 # --- cashout ---------------------------------------------------------------------------
 
 
 class CashoutRequestSchema(Schema):
-    playerExternalId = player_external_id(required=True)
-    inventoryItemId = positive_id(required=True, metadata={"example": 88})
+    playerExternalId = player_external_id(
+        required=True, metadata={"description": "The player who owns the item."}
+    )
+    inventoryItemId = positive_id(
+        required=True,
+        metadata={
+            "description": "The won item to cash out (`wonItems[].inventoryItemId` of a"
+            " purchase or an opening).",
+            "example": 88,
+        },
+    )
     currency = currency(load_default=None)
-    idempotencyKey = idempotency_key("cashback:inventory:88")
+    idempotencyKey = idempotency_key(
+        "cashback:inventory:88", "cashback:inventory:<inventoryItemId>"
+    )
 
 
 class CashoutItemSchema(Schema):
-    inventoryItemId = fields.Integer(required=True, metadata={"example": 88})
-    state = fields.String(required=True, metadata={"example": "cashed_back"})
-    cashbackMinor = fields.Integer(required=True, metadata={"example": 353})
-    currency = fields.String(required=True, metadata={"example": "USD"})
+    inventoryItemId = fields.Integer(
+        required=True, metadata={"description": "The item cashed out.", "example": 88}
+    )
+    state = one_of(["cashed_back"], "The item's state now: always `cashed_back`.", "cashed_back")
+    cashbackMinor = minor_units("What was credited, in `currency`.", 353, required=True)
+    currency = currency_code("The currency credited (the request's, or the operator's).", "USD")
 
 
 class CashoutResponseSchema(Schema):
-    item = fields.Nested(CashoutItemSchema, required=True)
-    balanceAfterMinor = fields.Integer(allow_none=True, metadata={"example": 11820})
+    item = fields.Nested(
+        CashoutItemSchema, required=True, metadata={"description": "The item, cashed back."}
+    )
+    balanceAfterMinor = minor_units(BALANCE_AFTER, 11820, required=True, allow_none=True)
+
+
+CASHOUT_REQUEST_EXAMPLE = {
+    "playerExternalId": "u_8431",
+    "inventoryItemId": 88,
+    "currency": "USD",
+}
+CASHOUT_RESPONSE_EXAMPLE = {
+    "item": {
+        "inventoryItemId": 88,
+        "state": "cashed_back",
+        "cashbackMinor": 353,
+        "currency": "USD",
+    },
+    "balanceAfterMinor": 11820,
+}
 
 
 # --- cancel -----------------------------------------------------------------------------
 
 
 class CancelRequestSchema(Schema):
-    playerExternalId = player_external_id(required=True)
-    roundPublicId = round_public_id(required=True)
-    idempotencyKey = idempotency_key("refund:round:r_01JD3ZQ5X4G8W9V2K7M6N5P4R3")
+    playerExternalId = player_external_id(
+        required=True, metadata={"description": "The player who bought the round."}
+    )
+    roundPublicId = round_public_id(
+        required=True, metadata={"description": "The held (pre-paid, unopened) round to refund."}
+    )
+    idempotencyKey = idempotency_key(
+        f"refund:round:{EXAMPLE_ROUND_ID}", "refund:round:<roundPublicId>"
+    )
 
 
 class CancelledRoundSchema(Schema):
-    publicId = fields.String(required=True)
-    status = fields.String(required=True, metadata={"example": "refunded"})
-    refundedMinor = fields.Integer(required=True, metadata={"example": 500})
-    currency = fields.String(required=True, metadata={"example": "EUR"})
+    publicId = fields.String(
+        required=True, metadata={"description": "The round refunded.", "example": EXAMPLE_ROUND_ID}
+    )
+    status = one_of(["refunded"], "The round's status now: always `refunded`.", "refunded")
+    refundedMinor = minor_units(
+        "What was credited back: the amount the round was bought for, in `currency`.",
+        500,
+        required=True,
+    )
+    currency = currency_code("The currency the round was bought in, and refunded in.")
 
 
 class CancelResponseSchema(Schema):
-    round = fields.Nested(CancelledRoundSchema, required=True)
-    balanceAfterMinor = fields.Integer(allow_none=True, metadata={"example": 12000})
+    round = fields.Nested(
+        CancelledRoundSchema, required=True, metadata={"description": "The round, refunded."}
+    )
+    balanceAfterMinor = minor_units(BALANCE_AFTER, 12000, required=True, allow_none=True)
+
+
+CANCEL_REQUEST_EXAMPLE = {"playerExternalId": "u_8431", "roundPublicId": EXAMPLE_ROUND_ID}
+CANCEL_RESPONSE_EXAMPLE = {
+    "round": {
+        "publicId": EXAMPLE_ROUND_ID,
+        "status": "refunded",
+        "refundedMinor": 500,
+        "currency": "EUR",
+    },
+    "balanceAfterMinor": 12000,
+}
 
 
 # --- purchase and open --------------------------------------------------------------------
 
 
 class ReelRequestSchema(Schema):
-    reelIndex = StrictInteger(required=True, validate=validate.Range(min=0, max=99))
-    boxVersionId = positive_id(required=True)
+    reelIndex = StrictInteger(
+        required=True,
+        validate=validate.Range(min=0, max=MAX_REEL_INDEX),
+        metadata={
+            "description": f"Position of this reel, 0 to {MAX_REEL_INDEX}; distinct within"
+            " a purchase.",
+            "example": 0,
+        },
+    )
+    boxVersionId = positive_id(
+        required=True,
+        metadata={
+            "description": "The box version to play on this reel (from the operator's"
+            " catalog import).",
+            "example": 1,
+        },
+    )
 
 
 class PurchaseRequestSchema(Schema):
-    playerExternalId = player_external_id(required=True)
-    gameKey = fields.String(required=True, validate=validate.OneOf(["mystery_box"]))
-    mode = fields.String(load_default="open", validate=validate.OneOf(["open", "prepay"]))
-    clientActionId = fields.String(
-        required=True,
-        validate=validate.Regexp(
-            CLIENT_ACTION_ID, error="1 to 80 printable ASCII characters without whitespace"
-        ),
+    playerExternalId = player_external_id(
+        required=True, metadata={"description": "The player buying (and paying)."}
     )
-    currency = currency(load_default=None)
+    gameKey = fields.String(
+        required=True,
+        validate=validate.OneOf(["mystery_box"]),
+        metadata={"description": "The game: always `mystery_box`.", "example": "mystery_box"},
+    )
+    mode = fields.String(
+        load_default="open",
+        validate=validate.OneOf(PURCHASE_MODES),
+        metadata={
+            "description": "`open` (default): buy and open at once, the round is `settled`."
+            " `prepay`: buy now and open later (`/open`) or refund (`/cancel`): the round"
+            " is `held`.",
+            "example": "open",
+        },
+    )
+    clientActionId = client_action_id(required=True)
+    currency = currency(
+        load_default=None,
+        metadata={
+            "description": "ISO 4217 code of the player's wallet, to pay in (the price is"
+            " converted at the operator's rate). Omitted or null: the operator currency."
+        },
+    )
     reels = fields.List(
-        fields.Nested(ReelRequestSchema), required=True, validate=validate.Length(min=1, max=10)
+        fields.Nested(ReelRequestSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_REELS),
+        metadata={
+            "description": f"1 to {MAX_REELS} reels, each a box; one debit pays for all.",
+            "example": [{"reelIndex": 0, "boxVersionId": 1}],
+        },
     )
 
     @validates_schema
@@ -105,52 +240,167 @@ class PurchaseRequestSchema(Schema):
 
 
 class OpenRequestSchema(Schema):
-    playerExternalId = player_external_id(required=True)
-    roundPublicId = round_public_id(required=True)
-    idempotencyKey = idempotency_key("open:round:r_01JD3ZQ5X4G8W9V2K7M6N5P4R3")
+    playerExternalId = player_external_id(
+        required=True, metadata={"description": "The player who bought the round."}
+    )
+    roundPublicId = round_public_id(
+        required=True, metadata={"description": "The held (pre-paid) round to open."}
+    )
+    idempotencyKey = idempotency_key(f"open:round:{EXAMPLE_ROUND_ID}", "open:round:<roundPublicId>")
 
 
 class PrizeSchema(Schema):
-    itemId = fields.Integer(required=True)
-    name = fields.String(required=True)
-    valueMinor = fields.Integer(required=True)
-    currency = fields.String(required=True)
+    itemId = fields.Integer(required=True, metadata={"description": "The prize.", "example": 12})
+    name = fields.String(
+        required=True, metadata={"description": "Its name.", "example": "Gold Coin"}
+    )
+    valueMinor = minor_units("Its value, in `currency`.", 400, required=True)
+    currency = currency_code("The operator currency.")
 
 
 class ReelSchema(Schema):
-    reelIndex = fields.Integer(required=True)
-    boxVersionId = fields.Integer(required=True)
-    priceMinor = fields.Integer(required=True)
-    prize = fields.Nested(PrizeSchema, allow_none=True)
+    reelIndex = fields.Integer(
+        required=True, metadata={"description": "Position of the reel.", "example": 0}
+    )
+    boxVersionId = fields.Integer(
+        required=True, metadata={"description": "The box version played.", "example": 1}
+    )
+    priceMinor = minor_units("The box's price, in the operator currency.", 500, required=True)
+    prize = fields.Nested(
+        PrizeSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "What the reel drew; null until the round is opened."},
+    )
 
 
 class RoundSchema(Schema):
-    publicId = fields.String(required=True)
-    status = fields.String(required=True, metadata={"example": "settled"})
-    mode = fields.String(required=True)
-    betMinor = fields.Integer(required=True)
-    payoutMinor = fields.Integer(allow_none=True)
-    currency = fields.String(required=True)
-    createdAt = fields.String(required=True)
-    reels = fields.List(fields.Nested(ReelSchema), required=True)
+    publicId = fields.String(
+        required=True,
+        metadata={"description": "The round's public id.", "example": EXAMPLE_ROUND_ID},
+    )
+    status = one_of(
+        ROUND_STATUSES,
+        "`settled` (opened), `held` (pre-paid, unopened), `refunded` (a held round"
+        " cancelled, money returned) or `voided` (the wallet refused the debit, no money"
+        " moved).",
+        "settled",
+        required=True,
+    )
+    mode = one_of(PURCHASE_MODES, "How it was bought.", "open", required=True)
+    betMinor = minor_units("What the player paid, in `currency`.", 500, required=True)
+    payoutMinor = minor_units(
+        "Value of the prizes won, converted to `currency`; null until opened.",
+        400,
+        required=True,
+        allow_none=True,
+    )
+    currency = currency_code("The currency the round was paid in.")
+    createdAt = fields.String(
+        required=True,
+        metadata={
+            "description": "When the round was bought (ISO 8601 UTC).",
+            "example": "2026-11-21T10:00:00.123456Z",
+            "format": "date-time",
+        },
+    )
+    reels = fields.List(
+        fields.Nested(ReelSchema),
+        required=True,
+        metadata={"description": "The reels, by `reelIndex`."},
+    )
 
 
 class WonItemSchema(Schema):
-    inventoryItemId = fields.Integer(required=True)
-    itemId = fields.Integer(required=True)
-    reelIndex = fields.Integer(required=True)
-    name = fields.String(required=True)
-    valueMinor = fields.Integer(required=True)
-    currency = fields.String(required=True)
-    cashbackMinor = fields.Integer(allow_none=True)
-    state = fields.String(required=True)
+    inventoryItemId = fields.Integer(
+        required=True,
+        metadata={"description": "The new inventory item: cash it out with this.", "example": 88},
+    )
+    itemId = fields.Integer(required=True, metadata={"description": "The prize.", "example": 12})
+    reelIndex = fields.Integer(
+        required=True, metadata={"description": "The reel that drew it.", "example": 0}
+    )
+    name = fields.String(
+        required=True, metadata={"description": "Its name.", "example": "Gold Coin"}
+    )
+    valueMinor = minor_units("Its value, in `currency`.", 400, required=True)
+    currency = currency_code("The operator currency.")
+    cashbackMinor = minor_units(
+        "What a cashout would credit right now, in the operator currency (before"
+        " conversion); null if no rule allows cashback.",
+        320,
+        required=True,
+        allow_none=True,
+    )
+    state = one_of(
+        ITEM_STATES, "The item's state; a new item is `unresolved`.", "unresolved", required=True
+    )
 
 
 class RoundResponseSchema(Schema):
-    round = fields.Nested(RoundSchema, required=True)
-    wonItems = fields.List(fields.Nested(WonItemSchema), required=True)
-    balanceAfterMinor = fields.Integer(allow_none=True)
+    round = fields.Nested(RoundSchema, required=True, metadata={"description": "The round."})
+    wonItems = fields.List(
+        fields.Nested(WonItemSchema),
+        required=True,
+        metadata={"description": "The inventory items the opening created; empty until opened."},
+    )
+    balanceAfterMinor = minor_units(BALANCE_AFTER, 99500, required=True, allow_none=True)
 
 
 class HealthSchema(Schema):
-    status = fields.String(required=True, metadata={"example": "ok"})
+    status = one_of(["ok"], "Always `ok`: the key and the clock are right.", "ok", required=True)
+
+
+PURCHASE_REQUEST_EXAMPLE = {
+    "playerExternalId": "u_8431",
+    "gameKey": "mystery_box",
+    "mode": "open",
+    "clientActionId": "act-7f3c2a",
+    "reels": [{"reelIndex": 0, "boxVersionId": 1}],
+}
+_PRIZE = {"itemId": 12, "name": "Gold Coin", "valueMinor": 400, "currency": "EUR"}
+_WON_ITEM = {
+    "inventoryItemId": 88,
+    "itemId": 12,
+    "reelIndex": 0,
+    "name": "Gold Coin",
+    "valueMinor": 400,
+    "currency": "EUR",
+    "cashbackMinor": 320,
+    "state": "unresolved",
+}
+SETTLED_ROUND_EXAMPLE = {
+    "round": {
+        "publicId": EXAMPLE_ROUND_ID,
+        "status": "settled",
+        "mode": "open",
+        "betMinor": 500,
+        "payoutMinor": 400,
+        "currency": "EUR",
+        "createdAt": "2026-11-21T10:00:00.123456Z",
+        "reels": [{"reelIndex": 0, "boxVersionId": 1, "priceMinor": 500, "prize": _PRIZE}],
+    },
+    "wonItems": [_WON_ITEM],
+    "balanceAfterMinor": 99500,
+}
+HELD_ROUND_EXAMPLE = {
+    "round": {
+        "publicId": EXAMPLE_ROUND_ID,
+        "status": "held",
+        "mode": "prepay",
+        "betMinor": 500,
+        "payoutMinor": None,
+        "currency": "EUR",
+        "createdAt": "2026-11-21T10:00:00.123456Z",
+        "reels": [{"reelIndex": 0, "boxVersionId": 1, "priceMinor": 500, "prize": None}],
+    },
+    "wonItems": [],
+    "balanceAfterMinor": 99500,
+}
+OPENED_ROUND_EXAMPLE = {
+    "round": {**SETTLED_ROUND_EXAMPLE["round"], "mode": "prepay"},  # type: ignore[dict-item]
+    "wonItems": [_WON_ITEM],
+    "balanceAfterMinor": 99500,
+}
+OPEN_REQUEST_EXAMPLE = {"playerExternalId": "u_8431", "roundPublicId": EXAMPLE_ROUND_ID}
+HEALTH_EXAMPLE = {"status": "ok"}

@@ -7,24 +7,56 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from lootbox.container import container
-from schemas.probes import HealthzSchema, ReadyzSchema
+from schemas.probes import (
+    HEALTHZ_EXAMPLE,
+    READY_EXAMPLE,
+    UNAVAILABLE_EXAMPLE,
+    HealthzSchema,
+    ReadyzSchema,
+)
 
-blp = Blueprint("probes", __name__, description="Liveness and readiness, for the platform")
+blp = Blueprint(
+    "probes",
+    __name__,
+    description="Liveness and readiness, for the platform. Unauthenticated, no secrets.",
+)
+
+# Deliberately unsigned: the platform's health checker holds no API key.
+UNAUTHENTICATED: list[dict[str, list[str]]] = []
 
 
 @blp.route("/healthz", methods=["GET"])
-@blp.response(200, HealthzSchema)
+@blp.response(200, HealthzSchema, description="Alive.", example=HEALTHZ_EXAMPLE)
+@blp.doc(operationId="healthz", security=UNAUTHENTICATED)
 def healthz() -> dict[str, str]:
-    """The process is alive and serving HTTP. Touches nothing else."""
+    """Liveness: the process is alive and serving HTTP.
+
+    Touches nothing else (no database, no Redis), so it fails only when the process does.
+    """
     return {"status": "ok"}
 
 
 @blp.route("/readyz", methods=["GET"])
-@blp.response(200, ReadyzSchema)
-@blp.alt_response(503, schema=ReadyzSchema, description="The database is unreachable")
+@blp.response(
+    200,
+    ReadyzSchema,
+    description="Ready: the database answers (`ready`, or `degraded` if Redis does not).",
+    example=READY_EXAMPLE,
+)
+@blp.alt_response(
+    503,
+    schema=ReadyzSchema,
+    description="Not ready: the database is unreachable (this body, not the error envelope).",
+    example=UNAVAILABLE_EXAMPLE,
+)
+@blp.doc(operationId="readyz", security=UNAUTHENTICATED)
 def readyz() -> tuple[dict[str, Any], int]:
-    """Ready to serve: the database answers (503 if not). Redis is reported too, but
-    being down only degrades: requests fall back to the database guard."""
+    """Readiness: the database answers (503 if not).
+
+    One pooled `SELECT 1` and one Redis `PING`, each with a short timeout. Redis is
+    reported too, but its being down only degrades (`degraded`, still 200): requests fall
+    back to the database guard, so taking the instance out of rotation would not help.
+    """
     readiness = container().readiness.check()
     body = {
         "status": "ready" if readiness.ready else "unavailable",

@@ -13,16 +13,18 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from lootbox.api.auth import authenticate_s2s_request
+from lootbox.api.openapi import QUERY_ERRORS, signed_operation
 from lootbox.container import container
 from lootbox.domain.listings import HistoryEntry, HistoryType, ItemListing
 from lootbox.services.listings import HistoryQuery, InventoryQuery, list_history, list_inventory
 from schemas.reads import (
+    HISTORY_EXAMPLE,
+    INVENTORY_EXAMPLE,
     HistoryPageSchema,
     HistoryQuerySchema,
     InventoryPageSchema,
     InventoryQuerySchema,
 )
-from schemas.s2s import ErrorSchema
 
 blp = Blueprint(
     "s2s-reads",
@@ -33,21 +35,23 @@ blp = Blueprint(
 blp.before_request(authenticate_s2s_request)
 
 
-def _errors(*codes: int) -> Any:
-    def decorator(view: Any) -> Any:
-        for code in codes:
-            view = blp.alt_response(code, schema=ErrorSchema)(view)
-        return view
-
-    return decorator
-
-
 @blp.route("/inventory", methods=["GET"])
 @blp.arguments(InventoryQuerySchema, location="query", unknown=RAISE)
-@blp.response(200, InventoryPageSchema)
-@_errors(400, 401, 503)
+@blp.response(
+    200,
+    InventoryPageSchema,
+    description="One page of items, newest first.",
+    example=INVENTORY_EXAMPLE,
+)
+@signed_operation(blp, "inventory", QUERY_ERRORS)
 def inventory(args: dict[str, Any]) -> dict[str, Any]:
-    """A player's inventory items, newest first, one page at a time."""
+    """A player's inventory items, newest first, one page at a time.
+
+    `state` picks one state (default `unresolved`) or `all`; an item whose cashout is in
+    flight still reads `unresolved`. Pages are keyset-paged: pass `nextCursor` back as
+    `cursor`, with the same filters, until it is `null`. Items won while you page never
+    shift or repeat a page. An unknown player has no items (an empty page, not a 404).
+    """
     page = list_inventory(
         container().services,
         InventoryQuery(
@@ -63,11 +67,24 @@ def inventory(args: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/history", methods=["GET"])
 @blp.arguments(HistoryQuerySchema, location="query", unknown=RAISE)
-@blp.response(200, HistoryPageSchema)
-@_errors(400, 401, 503)
+@blp.response(
+    200,
+    HistoryPageSchema,
+    description="One page of history, newest first.",
+    example=HISTORY_EXAMPLE,
+)
+@signed_operation(blp, "history", QUERY_ERRORS)
 def history(args: dict[str, Any]) -> dict[str, Any]:
-    """The money ledger, newest first: every wallet call with the idempotency key it
-    carried and the wallet's reference, and every opening of a prepaid box."""
+    """The money ledger, newest first: what to reconcile a wallet from.
+
+    One row per wallet call this service made for the operator, whatever became of it
+    (`accepted`, `refused`, or `pending` while its outcome is unknown), with the
+    idempotency key the call carried and the wallet's `providerTxnRef`; `amountMinor` is
+    signed from the player's side. Openings of prepaid boxes are rows of 0 (`type: open`).
+    Filter by player, `types` and an inclusive `from`/`to` window on `occurredAt`; omit the
+    player for the whole operator. Keyset-paged like the inventory. How to reconcile:
+    docs/reconciling.md.
+    """
     page = list_history(
         container().services,
         HistoryQuery(

@@ -1,4 +1,8 @@
-"""The S2S blueprint: thin views. Validate with a schema, call one use case, map the result."""
+"""The S2S blueprint: thin views. Validate with a schema, call one use case, map the result.
+
+Each view's documentation (summary and description from its docstring, examples, every
+error code per status) is declared next to it; the machinery is ``lootbox.api.openapi``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,13 @@ from flask_smorest import Blueprint
 
 from lootbox.api.auth import authenticate_s2s_request
 from lootbox.api.idempotent import idempotent
+from lootbox.api.openapi import (
+    IDEMPOTENT_ERRORS,
+    JSON_BODY_ERRORS,
+    REPLAYABLE,
+    WALLET_REFUSAL,
+    signed_operation,
+)
 from lootbox.container import container
 from lootbox.domain.records import Operator
 from lootbox.domain.states import PurchaseMode
@@ -25,11 +36,20 @@ from lootbox.services.purchase import (
     purchase_key,
 )
 from schemas.s2s import (
+    CANCEL_REQUEST_EXAMPLE,
+    CANCEL_RESPONSE_EXAMPLE,
+    CASHOUT_REQUEST_EXAMPLE,
+    CASHOUT_RESPONSE_EXAMPLE,
+    HEALTH_EXAMPLE,
+    HELD_ROUND_EXAMPLE,
+    OPEN_REQUEST_EXAMPLE,
+    OPENED_ROUND_EXAMPLE,
+    PURCHASE_REQUEST_EXAMPLE,
+    SETTLED_ROUND_EXAMPLE,
     CancelRequestSchema,
     CancelResponseSchema,
     CashoutRequestSchema,
     CashoutResponseSchema,
-    ErrorSchema,
     HealthSchema,
     OpenRequestSchema,
     PurchaseRequestSchema,
@@ -37,20 +57,44 @@ from schemas.s2s import (
 )
 
 blp = Blueprint(
-    "s2s", __name__, url_prefix="/api/s2s", description="Server-to-server API, HMAC-signed"
+    "s2s",
+    __name__,
+    url_prefix="/api/s2s",
+    description="Server-to-server money operations, HMAC-signed: purchase, open, cashout,"
+    " cancel; and a signed health check.",
 )
 
 
 blp.before_request(authenticate_s2s_request)
 
+# A refusal by the wallet: its own code at 422, PLAYER_BLOCKED at 403 (lootbox.api.errors).
+WALLET_ERRORS = {403: ["PLAYER_BLOCKED"], 422: [WALLET_REFUSAL], 503: ["WALLET_UNAVAILABLE"]}
+JSON_BODY = "A JSON object; unknown fields are rejected (400 `VALIDATION_ERROR`)."
 
-def _errors(*codes: int) -> Any:
-    def decorator(view: Any) -> Any:
-        for code in codes:
-            view = blp.alt_response(code, schema=ErrorSchema)(view)
-        return view
-
-    return decorator
+# Where the ids a purchase answers with go next (OpenAPI links of its 200 answer).
+_PLAYER = "$request.body#/playerExternalId"
+_CASH_OUT_WON_ITEM = {
+    "operationId": "cashout",
+    "description": "Cash out the first item won.",
+    "requestBody": {
+        "playerExternalId": _PLAYER,
+        "inventoryItemId": "$response.body#/wonItems/0/inventoryItemId",
+    },
+}
+_ROUND_BODY = {"playerExternalId": _PLAYER, "roundPublicId": "$response.body#/round/publicId"}
+PURCHASE_LINKS = {
+    "CashOutWonItem": _CASH_OUT_WON_ITEM,
+    "OpenHeldRound": {
+        "operationId": "open",
+        "description": "Open the round bought with `prepay`.",
+        "requestBody": _ROUND_BODY,
+    },
+    "CancelHeldRound": {
+        "operationId": "cancel",
+        "description": "Refund the round bought with `prepay`.",
+        "requestBody": _ROUND_BODY,
+    },
+}
 
 
 # --- cashout ---------------------------------------------------------------------------
@@ -69,12 +113,36 @@ def _cashout_request(args: dict[str, Any], operator: Operator) -> dict[str, Any]
 
 
 @blp.route("/cashout", methods=["POST"])
-@blp.arguments(CashoutRequestSchema)
+@blp.arguments(CashoutRequestSchema, description=JSON_BODY, example=CASHOUT_REQUEST_EXAMPLE)
 @idempotent("cashout", _cashout_key, _cashout_request)
-@blp.response(200, CashoutResponseSchema)
-@_errors(400, 401, 404, 409, 422, 503)
+@blp.response(
+    200,
+    CashoutResponseSchema,
+    description="Cashed back: the item is `cashed_back`, the wallet credited.",
+    example=CASHOUT_RESPONSE_EXAMPLE,
+    headers=REPLAYABLE,
+)
+@signed_operation(
+    blp,
+    "cashout",
+    JSON_BODY_ERRORS,
+    IDEMPOTENT_ERRORS,
+    {404: ["INVENTORY_ITEM_NOT_FOUND"], 422: ["CASHBACK_NOT_AVAILABLE"]},
+    WALLET_ERRORS,
+)
 def cashout(args: dict[str, Any]) -> dict[str, Any]:
-    """Cash out a won inventory item into the player's wallet."""
+    """Cash out a won inventory item into the player's wallet.
+
+    Converts a won, `unresolved` inventory item into wallet credit: one `wallet.credit` of
+    its cashback value, then the item is `cashed_back`. The value is computed now, in the
+    operator currency, `floor(valueMinor × cashbackBps / 10000)` with the most specific
+    rule (prize, else box, else operator), then converted to `currency` (if given and not
+    the operator's) at the operator's current rate, rounded half-up.
+
+    Default idempotency key: `cashback:inventory:<inventoryItemId>`. An item is credited at
+    most once, whatever keys are sent. On a refusal or `WALLET_UNAVAILABLE` the item stays
+    `unresolved` and the caller may retry.
+    """
     result: CashoutResult = cash_out(
         container().services,
         CashOut(
@@ -108,12 +176,38 @@ def _round_request(args: dict[str, Any], _operator: Operator) -> dict[str, Any]:
 
 
 @blp.route("/cancel", methods=["POST"])
-@blp.arguments(CancelRequestSchema)
+@blp.arguments(CancelRequestSchema, description=JSON_BODY, example=CANCEL_REQUEST_EXAMPLE)
 @idempotent("cancel", _cancel_key, _round_request)
-@blp.response(200, CancelResponseSchema)
-@_errors(400, 401, 403, 404, 409, 422, 503)
+@blp.response(
+    200,
+    CancelResponseSchema,
+    description="Refunded: the round is `refunded`, the wallet credited.",
+    example=CANCEL_RESPONSE_EXAMPLE,
+    headers=REPLAYABLE,
+)
+@signed_operation(
+    blp,
+    "cancel",
+    JSON_BODY_ERRORS,
+    IDEMPOTENT_ERRORS,
+    {
+        404: ["ROUND_NOT_FOUND"],
+        409: ["ROUND_NOT_REFUNDABLE"],
+        403: ["REFUND_NOT_ALLOWED"],
+    },
+    WALLET_ERRORS,
+)
 def cancel(args: dict[str, Any]) -> dict[str, Any]:
-    """Refund a held (pre-paid, unopened) box."""
+    """Refund a held (pre-paid, unopened) box.
+
+    Reverses a `prepay` purchase: one `wallet.credit` of the original amount in the
+    original currency, then the round is `refunded`. Only a `held` round qualifies: never
+    an atomic open, an opened box or a prize.
+
+    Default idempotency key: `refund:round:<roundPublicId>`. A round is refunded at most
+    once, whatever keys are sent. On a refusal or `WALLET_UNAVAILABLE` the round stays
+    `held`.
+    """
     result: CancelResult = cancel_round(
         container().services,
         CancelRound(
@@ -155,12 +249,42 @@ def _purchase_request(args: dict[str, Any], operator: Operator) -> dict[str, Any
 
 
 @blp.route("/purchase", methods=["POST"])
-@blp.arguments(PurchaseRequestSchema)
+@blp.arguments(PurchaseRequestSchema, description=JSON_BODY, example=PURCHASE_REQUEST_EXAMPLE)
 @idempotent("purchase", _purchase_key, _purchase_request)
-@blp.response(200, RoundResponseSchema)
-@_errors(400, 401, 403, 404, 409, 422, 503)
+@blp.response(
+    200,
+    RoundResponseSchema,
+    description="Paid: the round `settled` with its prizes (`open`) or `held` (`prepay`).",
+    examples={
+        "open": {"summary": "Atomic buy and open", "value": SETTLED_ROUND_EXAMPLE},
+        "prepay": {"summary": "Pre-paid, held for later", "value": HELD_ROUND_EXAMPLE},
+    },
+    headers=REPLAYABLE,
+)
+@signed_operation(
+    blp,
+    "purchase",
+    JSON_BODY_ERRORS,
+    IDEMPOTENT_ERRORS,
+    {
+        404: ["UNKNOWN_BOX"],
+        409: ["BOX_NOT_PLAYABLE"],
+        422: ["CURRENCY_NOT_SUPPORTED"],
+    },
+    WALLET_ERRORS,
+)
+@blp.doc(responses={200: {"links": PURCHASE_LINKS}})
 def purchase_view(args: dict[str, Any]) -> dict[str, Any]:
-    """Buy a box: open it at once (``open``) or hold it pre-paid (``prepay``)."""
+    """Buy a box: open it at once (open) or hold it pre-paid (prepay).
+
+    One `wallet.debit` for the total of all reels (converted to `currency` if given),
+    before anything is drawn; its wallet key is `round:<publicId>`. `open` then draws one
+    prize per reel: the round is `settled` and `wonItems` are new `unresolved` inventory
+    items. `prepay` leaves the round `held`, to `/open` or `/cancel` later. A refused
+    debit voids the round (no money moved) and answers the wallet's code.
+
+    The idempotency key is `clientActionId`, per player: retry with the same value.
+    """
     outcome = purchase(
         container().services,
         Purchase(
@@ -183,12 +307,33 @@ def _open_key(args: dict[str, Any]) -> str:
 
 
 @blp.route("/open", methods=["POST"])
-@blp.arguments(OpenRequestSchema)
+@blp.arguments(OpenRequestSchema, description=JSON_BODY, example=OPEN_REQUEST_EXAMPLE)
 @idempotent("open", _open_key, _round_request)
-@blp.response(200, RoundResponseSchema)
-@_errors(400, 401, 404, 409, 422)
+@blp.response(
+    200,
+    RoundResponseSchema,
+    description="Opened: the round is `settled` with its prizes and `wonItems`.",
+    example=OPENED_ROUND_EXAMPLE,
+    headers=REPLAYABLE,
+)
+@signed_operation(
+    blp,
+    "open",
+    JSON_BODY_ERRORS,
+    IDEMPOTENT_ERRORS,
+    {404: ["ROUND_NOT_FOUND"], 409: ["ROUND_NOT_HELD"], 503: ["WALLET_UNAVAILABLE"]},
+)
+@blp.doc(responses={200: {"links": {"CashOutWonItem": _CASH_OUT_WON_ITEM}}})
 def open_view(args: dict[str, Any]) -> dict[str, Any]:
-    """Open a held box (no wallet call)."""
+    """Open a held box (no wallet call).
+
+    `held` → `settled`: one prize drawn per reel, `wonItems` created `unresolved`. No
+    money moves. If a refund of this round is pending (its outcome unknown), it is re-sent
+    first: accepted, the round is refunded and cannot be opened (`ROUND_NOT_HELD`); no
+    answer yet, `WALLET_UNAVAILABLE`.
+
+    Default idempotency key: `open:round:<roundPublicId>`.
+    """
     outcome = open_round(
         container().services,
         OpenRound(
@@ -251,8 +396,12 @@ def round_body(outcome: RoundOutcome) -> dict[str, Any]:
 
 
 @blp.route("/health", methods=["GET"])
-@blp.response(200, HealthSchema)
-@_errors(401)
+@blp.response(200, HealthSchema, description="The signature is valid.", example=HEALTH_EXAMPLE)
+@signed_operation(blp, "health")
 def health() -> dict[str, str]:
-    """Signed liveness: proves the caller's key and clock are right."""
+    """Signed liveness: proves the caller's key and clock are right.
+
+    Sign it like any request: `GET`, path `/api/s2s/health`, the empty body. Nothing else
+    is touched; use it to check an integration's signing before moving money.
+    """
     return {"status": "ok"}

@@ -64,7 +64,7 @@ class HistoryQuery:
 
 def list_inventory(ctx: ServiceContext, query: InventoryQuery) -> Page[ItemListing]:
     """A player's items, newest first."""
-    filters = {"list": "inventory", "player": query.player_external_id, "state": query.state}
+    filters = inventory_filters(query.player_external_id, query.state)
     before_id = None
     if query.cursor is not None:
         position = decode_cursor(query.cursor, filters)
@@ -85,13 +85,7 @@ def list_history(ctx: ServiceContext, query: HistoryQuery) -> Page[HistoryEntry]
     call with its key, its status and the wallet's reference, and every opening of a
     prepaid box. Two indexed scans (wallet calls, openings) merged by position."""
     types = frozenset(query.types) or frozenset(HistoryType)
-    filters = {
-        "list": "history",
-        "player": query.player_external_id,
-        "types": sorted(types),
-        "from": query.since.isoformat() if query.since else None,
-        "to": query.until.isoformat() if query.until else None,
-    }
+    filters = history_filters(query.player_external_id, types, query.since, query.until)
     after = _history_position(decode_cursor(query.cursor, filters)) if query.cursor else None
     reasons = [reason for reason, type_ in REASON_TYPES.items() if type_ in types]
     window: dict[str, Any] = {
@@ -112,6 +106,27 @@ def list_history(ctx: ServiceContext, query: HistoryQuery) -> Page[HistoryEntry]
             )
     entries.sort(key=lambda entry: _sort_key(entry.position), reverse=True)
     return _page(entries, query.limit, filters, lambda entry: _cursor_position(entry.position))
+
+
+def inventory_filters(player_external_id: str, state: str) -> dict[str, Any]:
+    """What an inventory cursor is bound to (``lootbox.services.cursors``)."""
+    return {"list": "inventory", "player": player_external_id, "state": state}
+
+
+def history_filters(
+    player_external_id: str | None,
+    types: Collection[HistoryType],
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
+    """What a history cursor is bound to; ``types`` after defaults (empty means all)."""
+    return {
+        "list": "history",
+        "player": player_external_id,
+        "types": sorted(types),
+        "from": since.isoformat() if since else None,
+        "to": until.isoformat() if until else None,
+    }
 
 
 def _page(rows: list[T], limit: int, filters: dict[str, Any], position: Any) -> Page[T]:
