@@ -142,9 +142,8 @@ def run_wrk(
         check=False,
     )
     try:
-        (directory / "wrk.out").write_text(done.stdout + done.stderr)
         if done.returncode != 0 or not result_file.exists():
             raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return parse_result(json.loads(result_file.read_text()))
     finally:
-        data.unlink(missing_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
