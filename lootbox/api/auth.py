@@ -72,12 +72,12 @@ class Authenticator:
         if abs(self.clock() - timestamp) > self.max_skew_seconds:
             raise TimestampSkew()
         with self.uow_factory() as uow:
-            key = uow.operators.get_api_key(req.key_id)
-            operator = uow.operators.get(key.operator_id) if key and not key.revoked else None
-        if key is None or operator is None or key.revoked:
+            found = uow.operators.get_by_active_key(req.key_id)
+        if found is None:
             raise InvalidSignature()
+        secret, operator = found
         if not signature_matches(
-            key.secret, req.timestamp, req.method, req.path, req.body, req.signature
+            secret, req.timestamp, req.method, req.path, req.body, req.signature
         ):
             raise InvalidSignature()
         return operator
