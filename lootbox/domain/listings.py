@@ -40,11 +40,13 @@ class ItemListing:
     @property
     def cashback_minor(self) -> int | None:
         """What cashing it out would credit right now, in the operator currency; ``None``
-        once it can no longer be cashed out, or where no rule allows cashback."""
+        where a cashout would answer CASHBACK_NOT_AVAILABLE: no longer ``unresolved``, no
+        rule, or worth nothing (as a purchase's won items say)."""
         if self.external_state != ItemState.UNRESOLVED:
             return None
         bps = self.cashback.effective_bps()
-        return None if bps is None else cashback_minor(self.value_minor, bps)
+        worth = 0 if bps is None else cashback_minor(self.value_minor, bps)
+        return worth or None
 
 
 # --- history --------------------------------------------------------------------------------
