@@ -33,10 +33,19 @@ class WalletSettings:
         )
 
 
+def is_valid_timeout(value: object) -> bool:
+    """A positive finite number of seconds (not a bool): anything else would leave a wallet
+    call unbounded or make it fail at once."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def _timeout_or(value: float | None, default: float) -> float:
-    if value is None or isinstance(value, bool) or not 0 < value < math.inf:
-        return default
-    return float(value)
+    return float(value) if value is not None and is_valid_timeout(value) else default
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import math
 import re
 import time
 from collections.abc import Callable
@@ -46,7 +45,7 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from lootbox.domain.records import WalletSettings
+from lootbox.domain.records import WalletSettings, is_valid_timeout
 from lootbox.observability.metrics import record_wallet_call
 from lootbox.ports import (
     WalletAccepted,
@@ -211,7 +210,7 @@ class HttpWallet:
             ("connect_timeout_seconds", connect_timeout_seconds),
             ("read_timeout_seconds", read_timeout_seconds),
         ):
-            if not _is_valid_timeout(value):
+            if not is_valid_timeout(value):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         if pool_maxsize < 1:
             raise ValueError(f"pool_maxsize must be at least 1, got {pool_maxsize!r}")
@@ -355,15 +354,6 @@ class HttpWallet:
                 "latency_ms": latency_ms,
             },
         )
-
-
-def _is_valid_timeout(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
 
 
 def _read_capped(response: requests.Response, limit: int) -> bytes:
