@@ -7,6 +7,7 @@ document is generated from these very schemas, so what validates is what is docu
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Any
 
 from iso4217 import Currency
@@ -164,3 +165,14 @@ def one_of(values: list[str], description: str, example: str, **kwargs: Any) -> 
     return fields.String(
         **_with_metadata(kwargs, description=description, example=example, enum=values),
     )
+
+
+class UtcTimestamp(fields.DateTime):
+    """ISO 8601 UTC with microseconds and ``Z``, in every answer: the precision history is
+    ordered by, one format for every timestamp."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        stamp: str = value.astimezone(UTC).isoformat(timespec="microseconds")
+        return stamp.replace("+00:00", "Z")

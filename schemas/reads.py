@@ -21,18 +21,7 @@ from lootbox.services.listings import (
     history_filters,
     inventory_filters,
 )
-from schemas.fields import player_external_id
-
-
-class UtcTimestamp(fields.DateTime):
-    """ISO 8601 UTC with microseconds and ``Z``: the precision history is ordered by."""
-
-    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        stamp: str = value.astimezone(UTC).isoformat(timespec="microseconds")
-        return stamp.replace("+00:00", "Z")
-
+from schemas.fields import UtcTimestamp, player_external_id
 
 ROUND_EXAMPLE = "r_01JD3ZQ5X4G8W9V2K7M6N5P4R3"
 WON_AT = "2026-11-21T10:00:00.123456Z"

@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from schemas.fields import (
     EXAMPLE_ROUND_ID,
     StrictInteger,
+    UtcTimestamp,
     client_action_id,
     currency,
     currency_code,
@@ -296,12 +297,11 @@ class RoundSchema(Schema):
         allow_none=True,
     )
     currency = currency_code("The currency the round was paid in.")
-    createdAt = fields.String(
+    createdAt = UtcTimestamp(
         required=True,
         metadata={
             "description": "When the round was bought (ISO 8601 UTC).",
             "example": "2026-11-21T10:00:00.123456Z",
-            "format": "date-time",
         },
     )
     reels = fields.List(

@@ -355,7 +355,7 @@ def round_body(outcome: RoundOutcome) -> dict[str, Any]:
             "betMinor": outcome.bet_minor,
             "payoutMinor": outcome.payout_minor,
             "currency": outcome.currency,
-            "createdAt": outcome.created_at.isoformat().replace("+00:00", "Z"),
+            "createdAt": outcome.created_at,
             "reels": [
                 {
                     "reelIndex": reel.reel_index,
