@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, TypeVar
@@ -49,6 +48,10 @@ HEADER_REPLAYED = "Idempotent-Replayed"
 T = TypeVar("T")
 ReelSpec = ReelPick | Mapping[str, int] | int
 
+# The documented default keys. The service has the same three functions
+# (lootbox.services.cashout/cancel/purchase); they are written again here, not imported,
+# because the SDK must stay vendorable (stdlib, requests and lootbox/signing.py only).
+
 
 def default_cashout_key(inventory_item_id: int) -> str:
     """The documented default key of a cashout: ``cashback:inventory:<id>``."""
@@ -63,15 +66,6 @@ def default_cancel_key(round_public_id: str) -> str:
 def default_open_key(round_public_id: str) -> str:
     """The documented default key of an open: ``open:round:<publicId>``."""
     return f"open:round:{round_public_id}"
-
-
-@dataclass(frozen=True)
-class _Answer:
-    document: Any
-    status: int
-    body: bytes
-    request_id: str | None
-    replayed: bool
 
 
 class LootboxClient:
@@ -132,9 +126,10 @@ class LootboxClient:
         if not key_id or not secret:
             raise ValueError("key_id and secret are required")
         self.base_url = base_url.rstrip("/")
+        self._api_url = f"{self.base_url}{API_PREFIX}"
         # What the server sees as the request path, and so what is signed: the base URL's
         # own path (a reverse proxy's prefix) included.
-        self._base_path = parts.path.rstrip("/")
+        self._api_path = f"{parts.path.rstrip('/')}{API_PREFIX}"
         self.key_id = key_id
         self._secret = secret
         self.connect_timeout = connect_timeout
@@ -190,17 +185,15 @@ class LootboxClient:
         is voided, nothing moved), ``NotFoundError`` (``UNKNOWN_BOX``), ``ConflictError``
         (``BOX_NOT_PLAYABLE``), ``BusinessRuleError`` (``CURRENCY_NOT_SUPPORTED``), ...
         """
-        body: dict[str, Any] = {
+        body = {
             "playerExternalId": player_external_id,
             "gameKey": game_key,
             "mode": mode,
             "clientActionId": client_action_id,
             "reels": [_reel(spec, position) for position, spec in enumerate(reels)],
+            "currency": currency,
         }
-        if currency is not None:
-            body["currency"] = currency
-        answer = self._request("POST", "/purchase", body=body, wallet_call=True)
-        return self._parse(answer, RoundResult.from_json, money=True)
+        return self._call("POST", "/purchase", RoundResult.from_json, body, wallet_call=True)
 
     def open(
         self, player_external_id: str, round_public_id: str, idempotency_key: str | None = None
@@ -215,8 +208,7 @@ class LootboxClient:
             "roundPublicId": round_public_id,
             "idempotencyKey": idempotency_key or default_open_key(round_public_id),
         }
-        answer = self._request("POST", "/open", body=body, wallet_call=False)
-        return self._parse(answer, RoundResult.from_json, money=True)
+        return self._call("POST", "/open", RoundResult.from_json, body)
 
     def cashout(
         self,
@@ -236,15 +228,13 @@ class LootboxClient:
         (the item stays unresolved), ``UnavailableError`` once retries ran out (outcome not
         known yet: retry later, same key).
         """
-        body: dict[str, Any] = {
+        body = {
             "playerExternalId": player_external_id,
             "inventoryItemId": inventory_item_id,
             "idempotencyKey": idempotency_key or default_cashout_key(inventory_item_id),
+            "currency": currency,
         }
-        if currency is not None:
-            body["currency"] = currency
-        answer = self._request("POST", "/cashout", body=body, wallet_call=True)
-        return self._parse(answer, CashoutResult.from_json, money=True)
+        return self._call("POST", "/cashout", CashoutResult.from_json, body, wallet_call=True)
 
     def cancel(
         self, player_external_id: str, round_public_id: str, idempotency_key: str | None = None
@@ -260,15 +250,13 @@ class LootboxClient:
             "roundPublicId": round_public_id,
             "idempotencyKey": idempotency_key or default_cancel_key(round_public_id),
         }
-        answer = self._request("POST", "/cancel", body=body, wallet_call=True)
-        return self._parse(answer, CancelResult.from_json, money=True)
+        return self._call("POST", "/cancel", CancelResult.from_json, body, wallet_call=True)
 
     # --- reads ---------------------------------------------------------------------------
 
     def health(self) -> Health:
         """Signed liveness (``GET /health``): proves the key, the secret and the clock."""
-        answer = self._request("GET", "/health")
-        return self._parse(answer, Health.from_json)
+        return self._call("GET", "/health", Health.from_json)
 
     def inventory(
         self,
@@ -283,15 +271,13 @@ class LootboxClient:
         ``ship_requested``, ``fulfilled``, ``expired`` or ``all``. ``limit``: 1 to 200
         (server default 50). ``cursor``: the previous page's ``next_cursor``.
         """
-        params: dict[str, str] = {"playerExternalId": player_external_id}
-        if state is not None:
-            params["state"] = state
-        if limit is not None:
-            params["limit"] = str(limit)
-        if cursor is not None:
-            params["cursor"] = cursor
-        answer = self._request("GET", "/inventory", params=params)
-        return self._parse(answer, InventoryPage.from_json)
+        query = {
+            "playerExternalId": player_external_id,
+            "state": state,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return self._call("GET", "/inventory", InventoryPage.from_json, query)
 
     def iter_inventory(
         self, player_external_id: str, state: str | None = None, page_size: int | None = None
@@ -318,21 +304,15 @@ class LootboxClient:
         ``datetime``s or ISO 8601 strings. ``limit``: up to 200. ``cursor``: the previous
         page's ``next_cursor``.
         """
-        params: dict[str, str] = {}
-        if player_external_id is not None:
-            params["playerExternalId"] = player_external_id
-        if types is not None:
-            params["types"] = types if isinstance(types, str) else ",".join(types)
-        if from_ is not None:
-            params["from"] = _iso(from_)
-        if to is not None:
-            params["to"] = _iso(to)
-        if limit is not None:
-            params["limit"] = str(limit)
-        if cursor is not None:
-            params["cursor"] = cursor
-        answer = self._request("GET", "/history", params=params)
-        return self._parse(answer, HistoryPage.from_json)
+        query = {
+            "playerExternalId": player_external_id,
+            "types": types if types is None or isinstance(types, str) else ",".join(types),
+            "from": None if from_ is None else _iso(from_),
+            "to": None if to is None else _iso(to),
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return self._call("GET", "/history", HistoryPage.from_json, query)
 
     def iter_history(
         self,
@@ -364,24 +344,59 @@ class LootboxClient:
             self._local.session = session
         return session
 
-    def _request(
+    def _call(
         self,
         method: str,
         endpoint: str,
+        build: Callable[..., T],
+        fields: Mapping[str, Any] | None = None,
         *,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None,
         wallet_call: bool = False,
-    ) -> _Answer:
-        """Send one API call, retrying what the policy allows; the 2xx answer, or raise.
+    ) -> T:
+        """One API call, its 2xx answer built by ``build`` into a typed result.
 
-        The body is encoded once: every attempt sends the very same bytes (and so the same
-        idempotency key), each with a new timestamp and signature.
+        ``fields`` whose value is not ``None`` are the query of a ``GET``, or the JSON body
+        of a ``POST`` (a money call, whose result also says whether it was ``replayed``).
         """
-        path = f"{self._base_path}{API_PREFIX}{endpoint}"
-        url = f"{self.base_url}{API_PREFIX}{endpoint}"
-        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        policy = self.retry
+        present = {name: value for name, value in (fields or {}).items() if value is not None}
+        if method == "GET":
+            query, data = present, None
+        else:
+            query, data = None, json.dumps(present, separators=(",", ":")).encode()
+        response = self._send(method, endpoint, query, data, wallet_call=wallet_call)
+        request_id = response.headers.get(HEADER_REQUEST_ID)
+        document = _decode(response.content, response.status_code, request_id)
+        try:
+            if data is None:
+                return build(document, request_id)
+            replayed = response.headers.get(HEADER_REPLAYED, "").lower() == "true"
+            return build(document, request_id, replayed)
+        except ShapeError as exc:
+            raise UnexpectedResponseError(
+                f"the answer does not have the documented shape: {exc}",
+                status=response.status_code,
+                body=response.content,
+                request_id=request_id,
+            ) from exc
+
+    def _send(
+        self,
+        method: str,
+        endpoint: str,
+        query: Mapping[str, Any] | None,
+        data: bytes | None,
+        *,
+        wallet_call: bool,
+    ) -> requests.Response:
+        """Send one request, retrying what the policy allows; the 2xx answer, or raise.
+
+        ``data`` was encoded once, by the caller: every attempt sends the very same bytes
+        (and so the same idempotency key), each with a new timestamp and signature.
+        """
+        path = f"{self._api_path}{endpoint}"
+        url = f"{self._api_url}{endpoint}"
+        content_type = {} if data is None else {"Content-Type": "application/json"}
+        session = self._session()
         started = self._monotonic()
         attempts = 0
         while True:
@@ -391,24 +406,25 @@ class LootboxClient:
             # in-progress key held under the caller's own request id as that caller's
             # claim, not as a duplicate to wait for.
             request_id = uuid.uuid4().hex
-            headers = signed_headers(
-                self._secret, int(self._clock()), method, path, data, key_id=self.key_id
-            )
-            headers[HEADER_REQUEST_ID] = request_id
-            if method != "GET":
-                headers["Content-Type"] = "application/json"
+            headers = {
+                **signed_headers(
+                    self._secret, int(self._clock()), method, path, data or b"", self.key_id
+                ),
+                HEADER_REQUEST_ID: request_id,
+                **content_type,
+            }
             try:
-                response = self._session().request(
+                response = session.request(
                     method,
                     url,
-                    params=params,
-                    data=data if method != "GET" else None,
+                    params=query,
+                    data=data,
                     headers=headers,
                     timeout=self._timeouts(started),
                     allow_redirects=False,
                 )
             except requests.RequestException as exc:
-                delay = self._retry_delay(policy, started, attempts, retryable=_is_transient(exc))
+                delay = self._retry_delay(started, attempts, retryable=_is_transient(exc))
                 if delay is None:
                     raise TransportError(
                         f"{method} {path}: no answer after {attempts} attempt(s): {exc}",
@@ -416,61 +432,35 @@ class LootboxClient:
                         attempts=attempts,
                         request_id=request_id,
                     ) from exc
-                log.warning(
-                    "lootbox %s %s: %s; retry %d in %.2fs",
-                    method,
-                    path,
-                    type(exc).__name__,
-                    attempts,
-                    delay,
-                )
-                self._sleep(delay)
-                continue
-
-            answer_id = response.headers.get(HEADER_REQUEST_ID)
-            if 200 <= response.status_code < 300:
-                return _Answer(
-                    document=_decode(response.content, response.status_code, answer_id),
-                    status=response.status_code,
-                    body=response.content,
+                failure = type(exc).__name__
+            else:
+                if 200 <= response.status_code < 300:
+                    return response
+                answer_id = response.headers.get(HEADER_REQUEST_ID)
+                error = error_from_response(
+                    response.status_code,
+                    response.content,
                     request_id=answer_id,
-                    replayed=response.headers.get(HEADER_REPLAYED, "").lower() == "true",
+                    retry_after=response.headers.get("Retry-After"),
+                    wallet_call=wallet_call,
+                    attempts=attempts,
                 )
-            error = error_from_response(
-                response.status_code,
-                response.content,
-                request_id=answer_id,
-                retry_after=response.headers.get("Retry-After"),
-                wallet_call=wallet_call,
-                attempts=attempts,
-            )
-            delay = self._retry_delay(
-                policy, started, attempts, retryable=error.retryable, floor=error.retry_after
-            )
-            if delay is None:
-                raise error
+                delay = self._retry_delay(
+                    started, attempts, retryable=error.retryable, floor=error.retry_after
+                )
+                if delay is None:
+                    raise error
+                failure = f"{error.status} {error.code} (request {answer_id})"
             log.warning(
-                "lootbox %s %s: %s %s (request %s); retry %d in %.2fs",
-                method,
-                path,
-                error.status,
-                error.code,
-                answer_id,
-                attempts,
-                delay,
+                "lootbox %s %s: %s; retry %d in %.2fs", method, path, failure, attempts, delay
             )
             self._sleep(delay)
 
     def _retry_delay(
-        self,
-        policy: RetryPolicy,
-        started: float,
-        attempts: int,
-        *,
-        retryable: bool,
-        floor: float | None = None,
+        self, started: float, attempts: int, *, retryable: bool, floor: float | None = None
     ) -> float | None:
         """How long to sleep before the next attempt, or ``None`` to give up."""
+        policy = self.retry
         if not retryable or attempts >= policy.max_attempts:
             return None
         delay = policy.delay(attempts, self._random(), floor)
@@ -488,20 +478,6 @@ class LootboxClient:
             remaining = max(deadline - (self._monotonic() - started), 0.001)
             connect, read = min(connect, remaining), min(read, remaining)
         return connect, read
-
-    @staticmethod
-    def _parse(answer: _Answer, build: Callable[..., T], *, money: bool = False) -> T:
-        try:
-            if money:
-                return build(answer.document, answer.request_id, answer.replayed)
-            return build(answer.document, answer.request_id)
-        except ShapeError as exc:
-            raise UnexpectedResponseError(
-                f"the answer does not have the documented shape: {exc}",
-                status=answer.status,
-                body=answer.body,
-                request_id=answer.request_id,
-            ) from exc
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -25,19 +25,18 @@ class ShapeError(ValueError):
 # --- reading JSON strictly ----------------------------------------------------------------
 
 
-def _get(doc: Mapping[str, Any], name: str) -> Any:
-    if not isinstance(doc, Mapping):
-        raise ShapeError(f"expected an object holding {name!r}, got {type(doc).__name__}")
-    if name not in doc:
-        raise ShapeError(f"{name!r} is missing")
-    return doc[name]
-
-
 def _maybe(doc: Mapping[str, Any], name: str) -> Any:
     """The value of an optional field (``None`` when absent or null)."""
     if not isinstance(doc, Mapping):
         raise ShapeError(f"expected an object holding {name!r}, got {type(doc).__name__}")
     return doc.get(name)
+
+
+def _get(doc: Mapping[str, Any], name: str) -> Any:
+    value = _maybe(doc, name)
+    if name not in doc:
+        raise ShapeError(f"{name!r} is missing")
+    return value
 
 
 def _int(doc: Mapping[str, Any], name: str) -> int:
@@ -109,6 +108,9 @@ def _object(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 @dataclass(frozen=True)
 class ReelPick:
     """One reel of a purchase: which box version is played on reel ``reel_index``."""
+
+    # The same two fields as lootbox.services.purchase.ReelPick, written again because the
+    # SDK must stay vendorable (it imports nothing of the service).
 
     reel_index: int
     box_version_id: int

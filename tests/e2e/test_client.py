@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -446,8 +446,11 @@ def test_when_the_attempts_run_out_the_503_is_raised_and_a_later_call_credits_on
     wallet = served.world.wallet
     wallet.fault("error", status=500, types=["wallet.credit"])
 
-    error = expect_unavailable(lambda: client.cashout(PLAYER, item_id))
+    with pytest.raises(UnavailableError) as caught:
+        client.cashout(PLAYER, item_id)
 
+    error = caught.value
+    assert error.retryable
     assert (error.code, error.status, error.attempts) == ("WALLET_UNAVAILABLE", 503, 3)
     assert len(sleeps.delays) == 2
     assert wallet.credits() == []
@@ -459,11 +462,19 @@ def test_when_the_attempts_run_out_the_503_is_raised_and_a_later_call_credits_on
     assert len(wallet.credits()) == 1
 
 
-def expect_unavailable(call: Callable[[], object]) -> Any:
-    with pytest.raises(UnavailableError) as caught:
-        call()
-    assert caught.value.retryable
-    return caught.value
+@contextmanager
+def a_cashout_in_the_wallet(
+    served: Served, client: LootboxClient, item_id: int
+) -> Iterator[Future[CashoutResult]]:
+    """``client`` cashes ``item_id`` out in a thread, its wallet credit taking 1.5 s (the
+    app waits up to 2 s); entered once that credit has reached the wallet."""
+    wallet = served.world.wallet
+    calls_before = wallet.stats()["calls"]
+    wallet.fault("delay", delayMs=1500, times=1, types=["wallet.credit"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(client.cashout, PLAYER, item_id)
+        wait_until(lambda: wallet.stats()["calls"] > calls_before, what="the first credit")
+        yield first
 
 
 def test_a_duplicate_in_flight_gets_409_in_use_and_retries_after_retry_after(
@@ -472,16 +483,11 @@ def test_a_duplicate_in_flight_gets_409_in_use_and_retries_after_retry_after(
     setup = served.client()
     item_id = buy_gold(setup, served)
     wallet = served.world.wallet
-    calls_before = wallet.stats()["calls"]
-    # The first cashout's credit takes 1.5 s in the wallet (the app waits up to 2 s).
-    wallet.fault("delay", delayMs=1500, times=1, types=["wallet.credit"])
     first_client = served.client(retry=RetryPolicy(max_attempts=1))
     sleeps = Sleeps()
     second_client = served.client(sleep=sleeps, random=lambda: 0.0)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(first_client.cashout, PLAYER, item_id)
-        wait_until(lambda: wallet.stats()["calls"] > calls_before, what="the first credit")
+    with a_cashout_in_the_wallet(served, first_client, item_id) as first:
         # Same default key while the first is in the wallet: the service waits 0.5 s,
         # answers 409 IDEMPOTENCY_KEY_IN_USE with Retry-After: 1, and the client's next
         # attempt, a second later, gets the stored answer.
@@ -501,14 +507,9 @@ def test_without_retries_a_duplicate_in_flight_raises_in_use_with_retry_after(
 ) -> None:
     setup = served.client()
     item_id = buy_gold(setup, served)
-    wallet = served.world.wallet
-    calls_before = wallet.stats()["calls"]
-    wallet.fault("delay", delayMs=1500, times=1, types=["wallet.credit"])
     impatient = served.client(retry=RetryPolicy(max_attempts=1))
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(setup.cashout, PLAYER, item_id)
-        wait_until(lambda: wallet.stats()["calls"] > calls_before, what="the first credit")
+    with a_cashout_in_the_wallet(served, setup, item_id) as first:
         with pytest.raises(IdempotencyKeyInUseError) as caught:
             impatient.cashout(PLAYER, item_id)
         first.result(timeout=IO_TIMEOUT)
@@ -516,7 +517,7 @@ def test_without_retries_a_duplicate_in_flight_raises_in_use_with_retry_after(
     error = caught.value
     assert (error.code, error.status, error.retry_after) == ("IDEMPOTENCY_KEY_IN_USE", 409, 1.0)
     assert isinstance(error, IdempotencyKeyInUseError) and error.retryable
-    assert len(wallet.credits()) == 1
+    assert len(served.world.wallet.credits()) == 1
 
 
 def test_a_read_timeout_is_retried_with_the_same_key_and_the_answer_replayed(

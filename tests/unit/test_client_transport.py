@@ -126,6 +126,7 @@ def make_client(
     draw: float = 0.5,
     base: str = BASE,
     unix: Callable[[], float] | None = None,
+    **kwargs: Any,
 ) -> LootboxClient:
     clock = clock or Clock()
     return LootboxClient(
@@ -138,6 +139,7 @@ def make_client(
         random=lambda: draw,
         monotonic=clock.monotonic,
         clock=unix or (lambda: 1_800_000_000.0),
+        **kwargs,
     )
 
 
@@ -401,18 +403,12 @@ def test_a_retry_after_beyond_the_deadline_is_raised_not_waited_for() -> None:
 
 def test_each_attempt_is_bounded_by_the_time_left() -> None:
     adapter = ScriptedAdapter(requests.ReadTimeout(), Reply(200, {"status": "ok"}))
-    clock = Clock()
-    client = LootboxClient(
-        BASE,
-        KEY_ID,
-        SECRET,
+    client = make_client(
+        adapter,
+        retry=RetryPolicy(base_delay=1.0, deadline=5.0),
+        draw=1.0,
         connect_timeout=2.0,
         read_timeout=10.0,
-        retry=RetryPolicy(base_delay=1.0, deadline=5.0),
-        adapter=adapter,
-        sleep=clock.sleep,
-        random=lambda: 1.0,
-        monotonic=clock.monotonic,
     )
 
     client.health()
