@@ -352,7 +352,7 @@ class Bench:
         parts = {
             "app": app,
             "wallet": process_cpu_s(stack.wallet_proc.pid) if stack.wallet_proc else 0.0,
-            "redis": process_cpu_s(stack.redis_proc.pid) if stack.redis_proc else 0.0,
+            "redis": process_cpu_s(stack.redis.pid) if stack.redis and stack.redis.pid else 0.0,
             # wrk (a child we waited for) and this process (the storm's client).
             "load generator": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
         }

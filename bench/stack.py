@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,21 +29,24 @@ import redis
 import requests
 
 from bench.payloads import Credentials
-from bench.procs import (
-    HOST,
+from bench.procs import HOST, wait_http_ok
+from config.settings import Settings
+from tests.processes import (
     children_of,
+    cmdline,
     free_port,
     kill_pids,
-    read_line,
+    run_json,
+    start_refwallet,
     stop_process,
-    tail,
-    wait_http_ok,
 )
-from config.settings import Settings
+from tests.redis_server import PrivateRedis, start_private_redis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+REDIS_START_TIMEOUT = 10.0
 
 WALLET_SECRET = "bench-wallet-secret"  # noqa: S105 - the local reference wallet's
 # Credits only add; purchases must never run out, whatever the scenario length.
@@ -105,8 +107,6 @@ class Operator:
 class Gunicorn:
     proc: subprocess.Popen[bytes]
     port: int
-    log: Path
-    app: str
     workers_seen: set[int] = field(default_factory=set)
 
     @property
@@ -121,7 +121,7 @@ class Gunicorn:
         pids = {
             pid
             for pid in children_of(self.proc.pid)
-            if b"gunicorn" in _cmdline(pid) or b"wsgi" in _cmdline(pid)
+            if b"gunicorn" in cmdline(pid) or b"wsgi" in cmdline(pid)
         }
         self.workers_seen |= pids
         return pids
@@ -131,13 +131,6 @@ class Gunicorn:
         stop_process(self.proc, timeout=25)
         # Workers exit with their master; any that lingers is still ours, by PID.
         kill_pids(self.workers_seen, "gunicorn")
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def procfile_command(kind: str) -> list[str]:
@@ -183,21 +176,24 @@ class BenchStack:
         self.database = self.database_prefix
         self.databases_created: list[str] = []
         self.redis_db = 0
-        self.redis_proc: subprocess.Popen[bytes] | None = None
-        self.redis_port = 0
+        self.redis: PrivateRedis | None = None
         self.wallet_proc: subprocess.Popen[bytes] | None = None
         self.wallet_url = ""
         self.app_env = app_env
         self.gunicorn_env = gunicorn_env
         self.gunicorns: list[Gunicorn] = []
         self.metrics_dir = workdir / "prometheus"
-        self.operator: Operator | None = None
 
     # --- parts ------------------------------------------------------------------------
 
     @property
     def database_url(self) -> str:
         return self.postgres.url(self.database)
+
+    @property
+    def redis_port(self) -> int:
+        assert self.redis is not None, "start_redis() first"
+        return self.redis.port
 
     @property
     def redis_url(self) -> str:
@@ -235,39 +231,7 @@ class BenchStack:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         redis_dir = self.workdir / "redis"
         redis_dir.mkdir(exist_ok=True)
-        for _ in range(3):
-            self.redis_port = free_port()
-            argv = [
-                binary,
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                HOST,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(redis_dir),
-                "--daemonize",
-                "no",
-            ]
-            with (self.workdir / "redis.log").open("ab") as log:
-                self.redis_proc = subprocess.Popen(  # noqa: S603 - our own argv
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-                )
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.redis_proc.poll() is None:
-                with contextlib.suppress(redis.RedisError):
-                    client = self.redis_client()
-                    try:
-                        if client.ping():
-                            return
-                    finally:
-                        client.close()
-                time.sleep(0.05)
-            stop_process(self.redis_proc, timeout=5)
-        raise RuntimeError(f"redis-server did not start:\n{tail(self.workdir / 'redis.log')}")
+        self.redis = start_private_redis(binary, redis_dir, REDIS_START_TIMEOUT)
 
     def create_database(self) -> None:
         """Create the current database (a name of ours, made by this run)."""
@@ -290,46 +254,23 @@ class BenchStack:
                 conn.execute(f'ALTER DATABASE "{self.database}" RESET log_statement')
 
     def start_wallet(self) -> None:
-        port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "lootbox.refwallet",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--secret",
+        self.wallet_proc, self.wallet_url = start_refwallet(
+            self.workdir / "refwallet.log",
+            base_env(),
             WALLET_SECRET,
-            "--starting-balance",
-            str(STARTING_BALANCE),
-            "--quiet",
-        ]
-        with (self.workdir / "refwallet.log").open("ab") as log:
-            self.wallet_proc = subprocess.Popen(  # noqa: S603 - our own argv
-                argv,
-                cwd=REPO_ROOT,
-                env=base_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-            )
-        line = read_line(self.wallet_proc, START_TIMEOUT)
-        try:
-            announced = json.loads(line)
-            assert announced["refwallet"] == "ready"
-        except (ValueError, KeyError, AssertionError):
-            raise RuntimeError(
-                f"reference wallet did not start: {line!r}\n{tail(self.workdir / 'refwallet.log')}"
-            ) from None
-        self.wallet_url = str(announced["url"])
+            STARTING_BALANCE,
+            START_TIMEOUT,
+        )
 
     def cli(self, *args: str) -> dict[str, Any]:
-        return _run_json([str(BIN / "flask"), "--app", "app", *args], self.env(), self.workdir)
+        return self._run([str(BIN / "flask"), "--app", "app", *args])
 
     def migrate(self) -> None:
         """The Procfile's ``release:`` command (``flask --app app db upgrade``)."""
-        _run_json(procfile_command("release"), self.env(), self.workdir)
+        self._run(procfile_command("release"))
+
+    def _run(self, argv: list[str]) -> dict[str, Any]:
+        return run_json(argv, self.env(), self.workdir / "cli.log", timeout=120)
 
     def onboard(self) -> Operator:
         slug = "bench"
@@ -361,14 +302,13 @@ class BenchStack:
                 (box_version_id,),
             ).fetchone()
         assert operator_id is not None and prize_id is not None
-        self.operator = Operator(
+        return Operator(
             slug=slug,
             operator_id=int(operator_id[0]),
             credentials=Credentials(str(created["keyId"]), str(created["secret"])),
             box_version_id=box_version_id,
             prize_id=int(prize_id[0]),
         )
-        return self.operator
 
     def start_gunicorn(self, app: str = "wsgi:app", label: str = "app") -> Gunicorn:
         """gunicorn with the Procfile's ``web:`` argv, ``wsgi:app`` swapped for ``app``."""
@@ -386,7 +326,7 @@ class BenchStack:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        server = Gunicorn(proc=proc, port=port, log=log, app=app)
+        server = Gunicorn(proc=proc, port=port)
         self.gunicorns.append(server)
         wait_http_ok(f"{server.url}/healthz", proc, START_TIMEOUT, log)
         return server
@@ -426,30 +366,14 @@ class BenchStack:
         for server in list(reversed(self.gunicorns)):
             with contextlib.suppress(Exception):
                 self.stop_gunicorn(server)
-        for proc in (self.wallet_proc, self.redis_proc):
-            if proc is not None:
-                with contextlib.suppress(Exception):
-                    stop_process(proc)
+        if self.wallet_proc is not None:
+            with contextlib.suppress(Exception):
+                stop_process(self.wallet_proc, STOP_TIMEOUT)
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                self.redis.stop()
         with contextlib.suppress(Exception):
             self.drop_databases()
-
-
-def _run_json(argv: list[str], env: dict[str, str], workdir: Path) -> dict[str, Any]:
-    done = subprocess.run(  # noqa: S603 - our own argv
-        argv,
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    with (workdir / "cli.log").open("ab") as log:
-        log.write(b"$ " + " ".join(argv).encode() + b"\n" + done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout!r}\n{done.stderr!r}")
-    lines = done.stdout.decode().strip().splitlines()
-    return dict(json.loads(lines[-1])) if lines else {}
 
 
 @contextlib.contextmanager

@@ -1,17 +1,23 @@
-"""Child processes the tests start, and waiting on things, without ever blocking for good."""
+"""Child processes the tests (and the benchmark, ``bench/``) start, and waiting on things,
+without ever blocking for good. Every process is ours, tracked and stopped by its PID."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import select
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT = 10.0
 
 
@@ -32,6 +38,40 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> 
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout)
+
+
+def cmdline(pid: int) -> bytes:
+    """The command line of ``pid`` (``b""`` once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def children_of(pid: int) -> set[int]:
+    """Direct children of ``pid`` (from /proc/<pid>/task/*/children)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found.update(int(p) for p in (task / "children").read_text().split())
+    return found
+
+
+def kill_pids(pids: set[int], name: str) -> None:
+    """SIGKILL leftovers of a process we started (e.g. gunicorn workers whose master is
+    gone), only if they still are what we started (``name`` in their command line)."""
+    for pid in pids:
+        if name.encode() in cmdline(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def tail(path: Path, size: int = 4000) -> str:
+    """The end of a log file, for an error message (``""`` if it cannot be read)."""
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError:
+        return ""
 
 
 def wait_until(
@@ -64,3 +104,65 @@ def read_line(proc: subprocess.Popen[Any], timeout: float) -> bytes:
                 break
             buffer += chunk
     return buffer.split(b"\n", 1)[0] if b"\n" in buffer else b""
+
+
+def run_json(argv: list[str], env: dict[str, str], log: Path, timeout: float) -> dict[str, Any]:
+    """Run a command of ours (a ``flask`` CLI command) to the end, its output appended to
+    ``log``; the JSON document on the last line of its stdout (``{}`` if it printed nothing).
+    RuntimeError if it fails."""
+    done = subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    with log.open("ab") as out:
+        out.write(b"$ " + " ".join(argv).encode() + b"\n" + done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout!r}\n{done.stderr!r}")
+    lines = done.stdout.decode().strip().splitlines()
+    return dict(json.loads(lines[-1])) if lines else {}
+
+
+def start_refwallet(
+    log: Path, env: dict[str, str], secret: str, starting_balance: int, timeout: float
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The reference wallet (``python -m lootbox.refwallet``) on a free port of 127.0.0.1,
+    its stderr appended to ``log``: the process and the URL it announced on stdout. If it
+    announces nothing within ``timeout``, it is stopped and RuntimeError says why."""
+    argv = [
+        sys.executable,
+        "-m",
+        "lootbox.refwallet",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        "--secret",
+        secret,
+        "--starting-balance",
+        str(starting_balance),
+        "--quiet",
+    ]
+    with log.open("ab") as stderr:
+        proc = subprocess.Popen(
+            argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    line = read_line(proc, timeout)
+    try:
+        announced = json.loads(line)
+        assert announced["refwallet"] == "ready"
+    except (ValueError, KeyError, AssertionError):
+        stop_process(proc)
+        raise RuntimeError(
+            f"reference wallet did not announce itself: {line!r}\n{tail(log)}"
+        ) from None
+    return proc, str(announced["url"])

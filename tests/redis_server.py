@@ -19,7 +19,6 @@ from pathlib import Path
 import redis
 
 from tests.processes import free_port, stop_process
-from tests.services import skip_or_fail
 
 REDIS_SERVER = "/usr/bin/redis-server"
 START_TIMEOUT = 5.0
@@ -35,12 +34,15 @@ def _answers_ping(port: int) -> bool:
 
 
 class PrivateRedis:
-    """One redis-server process on 127.0.0.1, owned by the test that started it."""
+    """One redis-server process on 127.0.0.1, owned by the test (or benchmark) that started it."""
 
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
+    def __init__(
+        self, binary: str, port: int, workdir: Path, start_timeout: float = START_TIMEOUT
+    ) -> None:
         self.binary = binary
         self.port = port
         self.workdir = workdir
+        self.start_timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,7 +85,7 @@ class PrivateRedis:
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 break
@@ -101,24 +103,34 @@ class PrivateRedis:
             stop_process(proc, timeout=5)
 
 
+def start_private_redis(
+    binary: str, workdir: Path, start_timeout: float = START_TIMEOUT
+) -> PrivateRedis:
+    """A private redis-server on a free port, started; its files in ``workdir``."""
+    # The free port can be taken between probing and binding; try a few.
+    for attempt in range(3):
+        server = PrivateRedis(binary, free_port(), workdir, start_timeout)
+        try:
+            server.start()
+            return server
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def private_redis_server() -> Iterator[PrivateRedis]:
     """Start a private redis-server on a free port; always stop it on exit."""
+    # Imported here: the benchmark uses the rest of this module and has no use for pytest.
+    from tests.services import skip_or_fail
+
     if not (os.path.exists(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK)):
         skip_or_fail(f"{REDIS_SERVER} not found; cannot start a private redis-server")
     workdir = Path(tempfile.mkdtemp(prefix="lootbox-redis-"))
     server: PrivateRedis | None = None
     try:
-        # The free port can be taken between probing and binding; try a few.
-        for attempt in range(3):
-            server = PrivateRedis(REDIS_SERVER, free_port(), workdir)
-            try:
-                server.start()
-                break
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-        assert server is not None
+        server = start_private_redis(REDIS_SERVER, workdir)
         yield server
     finally:
         if server is not None:

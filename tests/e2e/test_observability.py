@@ -22,7 +22,6 @@ from tests.e2e.conftest import (
     PLAYER,
     WALLET_SECRET,
     Reply,
-    SignedClient,
     World,
     WorldFactory,
 )
@@ -233,17 +232,9 @@ def test_a_duplicate_while_the_first_is_in_flight_is_logged_as_in_use(
     item = world.win_item("gold")
     world.wallet.fault("delay", delayMs=1500, times=1, types=["wallet.credit"])
     first_id, second_id = rid(), rid()
-    client = SignedClient(world.app, world.operator)
     first: list[Reply] = []
     thread = threading.Thread(
-        target=lambda: first.append(
-            client.post(
-                "/api/s2s/cashout",
-                {"playerExternalId": PLAYER, "inventoryItemId": item["inventoryItemId"]},
-                headers={"X-Request-Id": first_id},
-            )
-        ),
-        daemon=True,
+        target=lambda: first.append(cashout(world, item, first_id)), daemon=True
     )
     thread.start()
     wait_until(lambda: world.wallet.fault_count() == 0)  # the slow call reached the wallet

@@ -283,13 +283,7 @@ class Chaos:
             if intent.kind == "cancel":
                 return self.stack.cancel(intent.player, intent.target, key)
             if intent.kind == "open":
-                body: dict[str, Any] = {
-                    "playerExternalId": intent.player,
-                    "roundPublicId": intent.target,
-                }
-                if key is not None:
-                    body["idempotencyKey"] = key
-                return self.stack.post("/api/s2s/open", body)
+                return self.stack.open(intent.player, intent.target, key)
             return self.stack.purchase(intent.player, intent.target)
         except requests.RequestException as exc:
             # A worker killed mid-request: no answer at all. Status 0 stands for it.
@@ -328,14 +322,8 @@ class Chaos:
         deadline = time.monotonic() + 2.0
         busy = 0
         while not busy and time.monotonic() < deadline:
-            busy = len(
-                self.stack.query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    " AND state <> 'idle'"
-                )
-            )
-        cut, _ = self.stack.terminate_app_connections()
+            busy = self.stack.terminate_app_connections(busy_only=True)
+        cut = self.stack.terminate_app_connections()
         self.figures.connections_terminated += cut + busy
         self.figures.connections_terminated_mid_transaction += busy
         self.figures.connection_cuts += 1

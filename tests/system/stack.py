@@ -12,7 +12,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,16 @@ from sqlalchemy import Engine, create_engine, text
 
 from config.settings import Settings
 from lootbox.signing import signed_headers
-from tests.processes import free_port, read_line, stop_process
+from tests.processes import (
+    children_of,
+    cmdline,
+    free_port,
+    kill_pids,
+    run_json,
+    start_refwallet,
+    stop_process,
+    tail,
+)
 from tests.redis_server import PrivateRedis, private_redis_server
 
 T = TypeVar("T")
@@ -41,7 +49,6 @@ HOST = "127.0.0.1"
 # Every HTTP call of the system tests is bounded by this (seconds).
 REQUEST_TIMEOUT = 15.0
 START_TIMEOUT = 40.0
-STOP_TIMEOUT = 10.0
 # All concurrent calls of one test are released together and each is bounded by
 # REQUEST_TIMEOUT; the batch as a whole by this.
 BATCH_TIMEOUT = 60.0
@@ -80,29 +87,6 @@ CATALOG = {
         }
     ]
 }
-
-
-def _is_gunicorn(pid: int) -> bool:
-    try:
-        return b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def children_of(pid: int) -> set[int]:
-    """Direct children of ``pid`` (from /proc/<pid>/task/*/children)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found.update(int(p) for p in (task / "children").read_text().split())
-    return found
-
-
-def _tail(path: Path, size: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-size:]
-    except OSError:
-        return ""
 
 
 def _socket_inodes(
@@ -207,17 +191,21 @@ class SystemStack:
     def post(self, path: str, document: dict[str, Any], **kwargs: Any) -> Response:
         return self.call("POST", path, document, **kwargs)
 
+    def post_keyed(self, path: str, document: dict[str, Any], key: str | None) -> Response:
+        """POST ``document``, with ``idempotencyKey`` if a key is given (else the default)."""
+        return self.post(path, document if key is None else document | {"idempotencyKey": key})
+
     def cashout(self, player: str, item_id: int, key: str | None = None) -> Response:
-        document: dict[str, Any] = {"playerExternalId": player, "inventoryItemId": item_id}
-        if key is not None:
-            document["idempotencyKey"] = key
-        return self.post("/api/s2s/cashout", document)
+        document = {"playerExternalId": player, "inventoryItemId": item_id}
+        return self.post_keyed("/api/s2s/cashout", document, key)
 
     def cancel(self, player: str, round_id: str, key: str | None = None) -> Response:
-        document: dict[str, Any] = {"playerExternalId": player, "roundPublicId": round_id}
-        if key is not None:
-            document["idempotencyKey"] = key
-        return self.post("/api/s2s/cancel", document)
+        document = {"playerExternalId": player, "roundPublicId": round_id}
+        return self.post_keyed("/api/s2s/cancel", document, key)
+
+    def open(self, player: str, round_id: str, key: str | None = None) -> Response:
+        document = {"playerExternalId": player, "roundPublicId": round_id}
+        return self.post_keyed("/api/s2s/open", document, key)
 
     def purchase_body(self, player: str, action: str, mode: str = "open") -> dict[str, Any]:
         return {
@@ -276,21 +264,18 @@ class SystemStack:
         with self.engine.connect() as conn:
             return list(conn.execute(text(sql), params).all())
 
-    def terminate_app_connections(self) -> tuple[int, int]:
-        """Cut every connection the app holds to its database, as a failover or a
-        PostgreSQL restart would; only this stack's own database, never the server.
-        Returns (connections cut, of which in the middle of a statement or transaction)."""
-        with self.engine.connect() as conn:
-            states = [
-                row.state
-                for row in conn.execute(
-                    text(
-                        "SELECT state, pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                )
-            ]
-        return len(states), sum(state not in ("idle", None) for state in states)
+    def terminate_app_connections(self, *, busy_only: bool = False) -> int:
+        """Cut the connections the app holds to its database, as a failover or a
+        PostgreSQL restart would; only this stack's own database, never the server. With
+        ``busy_only``, only those in the middle of a statement or transaction. Returns how
+        many were cut."""
+        sql = (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        if busy_only:
+            sql += " AND state <> 'idle'"
+        return len(self.query(sql))
 
     def cli(self, *args: str) -> dict[str, Any]:
         """``flask --app app …`` against this stack's database and Redis; its JSON answer."""
@@ -299,7 +284,7 @@ class SystemStack:
     # --- gunicorn's processes -----------------------------------------------------------------
 
     def worker_pids(self) -> set[int]:
-        return {pid for pid in children_of(self.gunicorn.pid) if _is_gunicorn(pid)}
+        return {pid for pid in children_of(self.gunicorn.pid) if b"gunicorn" in cmdline(pid)}
 
     def busy_workers(self) -> set[int]:
         """Workers holding an accepted client connection right now: serving a request."""
@@ -327,7 +312,7 @@ class SystemStack:
 
     def log_tail(self) -> str:
         return "\n".join(
-            f"--- {path.name} ---\n{_tail(path)}" for path in sorted(self.logdir.glob("*.log"))
+            f"--- {path.name} ---\n{tail(path)}" for path in sorted(self.logdir.glob("*.log"))
         )
 
 
@@ -408,57 +393,8 @@ def _base_env() -> dict[str, str]:
     return env
 
 
-def _start_wallet(logdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with (logdir / "refwallet.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "lootbox.refwallet",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--secret",
-                WALLET_SECRET,
-                "--starting-balance",
-                str(STARTING_BALANCE),
-                "--quiet",
-            ],
-            cwd=REPO_ROOT,
-            env=_base_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-    line = read_line(proc, START_TIMEOUT)
-    try:
-        announced = json.loads(line)
-        assert announced["refwallet"] == "ready"
-    except (ValueError, KeyError, AssertionError):
-        stop_process(proc)
-        raise RuntimeError(
-            f"reference wallet did not announce itself: {line!r}\n{_tail(logdir / 'refwallet.log')}"
-        ) from None
-    return proc, str(announced["url"])
-
-
 def _cli(env: dict[str, str], logdir: Path, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [str(BIN / "flask"), "--app", "app", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    with (logdir / "cli.log").open("ab") as log:
-        log.write(b"$ flask " + " ".join(args).encode() + b"\n" + done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout!r}\n{done.stderr!r}")
-    return dict(json.loads(done.stdout.decode().strip().splitlines()[-1]))
+    return run_json([str(BIN / "flask"), "--app", "app", *args], env, logdir / "cli.log", 60)
 
 
 def _wait_healthy(stack: SystemStack) -> None:
@@ -487,7 +423,13 @@ def start_stack(database_url: str) -> Iterator[SystemStack]:
     engine = create_engine(database_url, pool_size=2, pool_pre_ping=True)
     try:
         with private_redis_server() as redis:
-            wallet, wallet_url = _start_wallet(logdir)
+            wallet, wallet_url = start_refwallet(
+                logdir / "refwallet.log",
+                _base_env(),
+                WALLET_SECRET,
+                STARTING_BALANCE,
+                START_TIMEOUT,
+            )
             processes.append(wallet)
 
             env = _base_env() | APP_ENV
@@ -552,8 +494,5 @@ def start_stack(database_url: str) -> Iterator[SystemStack]:
         for proc in reversed(processes):
             stop_process(proc)
         # Workers exit with their master; any that lingers is still ours, by PID.
-        for pid in workers:
-            if _is_gunicorn(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        kill_pids(workers, "gunicorn")
         engine.dispose()

@@ -136,12 +136,17 @@ def test_every_statement_is_counted_except_on_an_uncounted_connection() -> None:
 # --- scrape-time gauges ---------------------------------------------------------------------------
 
 
-def test_the_ledger_gauges_on_an_empty_ledger(sqlite_db: str) -> None:
-    engine = make_engine(sqlite_db)
+def ledger_gauges(database_url: str) -> dict[str, float]:
+    """What the scrape-time ledger collector reports for the database at ``database_url``."""
+    engine = make_engine(database_url)
     try:
-        found = gauges(PendingMoneyCollector(engine, SystemClock().now).collect())
+        return gauges(PendingMoneyCollector(engine, SystemClock().now).collect())
     finally:
         engine.dispose()
+
+
+def test_the_ledger_gauges_on_an_empty_ledger(sqlite_db: str) -> None:
+    found = ledger_gauges(sqlite_db)
 
     assert found == {
         "lootbox_database_up": 1,
@@ -151,11 +156,7 @@ def test_the_ledger_gauges_on_an_empty_ledger(sqlite_db: str) -> None:
 
 
 def test_a_database_that_does_not_answer_is_reported_not_raised(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/missing-dir/db.sqlite3")
-    try:
-        found = gauges(PendingMoneyCollector(engine, SystemClock().now).collect())
-    finally:
-        engine.dispose()
+    found = ledger_gauges(f"sqlite:///{tmp_path}/missing-dir/db.sqlite3")
 
     assert found == {"lootbox_database_up": 0}
 
