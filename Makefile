@@ -5,7 +5,7 @@
 PYTHON ?= $(shell test -x .venv/bin/python && echo .venv/bin/python || echo python3)
 BENCH_ARGS ?=
 
-.PHONY: bench bench-quick bench-scale bench-deps bench-test
+.PHONY: bench bench-quick bench-scale bench-profile bench-deps bench-test
 
 ## make bench: the full run (about 4 minutes); updates docs/benchmarks.md
 bench: bench-deps
@@ -19,6 +19,11 @@ bench-quick: bench-deps
 ## database, in three alternating rounds (about 9 minutes)
 bench-scale: bench-deps
 	$(PYTHON) -m bench --scale $(BENCH_ARGS)
+
+## make bench-profile: the quick run with py-spy sampling the app's workers during each wrk
+## scenario; prints where their CPU went (raw stacks under instance/bench/profiles/)
+bench-profile: bench-deps
+	$(PYTHON) -m bench --quick --profile $(BENCH_ARGS)
 
 ## make bench-deps: wrk (Debian package) if missing; say what else is missing
 bench-deps:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.profile import IDLE, NO_FRAME, OTHER, ProfileSummary
 from bench.results import Counts, Row, Run
 
 MARKERS = {
@@ -168,6 +169,114 @@ def cpu_table(rows: list[Row], cores: int, with_size: bool = False) -> str:
         cells.append(f"{100 * row.cpu_others:.0f} %" if row.cpu_others is not None else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+PROFILE_AREA_COLUMNS = 8  # the areas with the largest shares; the others add up to "rest"
+PROFILE_TOP = 10
+PROFILE_OURS_TOP = 5
+PROFILE_UNDER_TOP = 6
+# Under nearly every sample of the app: not worth a place in "on the stack".
+# (flask-smorest's decorators wrap every view, so its area is under nearly all of it too.)
+PROFILE_FRAMEWORK_AREAS = frozenset(
+    {"gunicorn", "flask/werkzeug", "marshmallow/webargs/smorest", IDLE, OTHER, NO_FRAME}
+)
+
+
+def _share(share: float) -> str:
+    """A share of samples: whole percents, one decimal below 10 %."""
+    if share <= 0:
+        return "—"
+    return f"{100 * share:.0f} %" if share >= 0.095 else f"{100 * share:.1f} %"
+
+
+def _profiles(rows: list[Row]) -> list[tuple[str, ProfileSummary]]:
+    found = []
+    for row in rows:
+        data = row.extra.get("profile")
+        if not data:
+            continue
+        summary = ProfileSummary.from_json(data)
+        if summary.samples:
+            name = row.key + (f" ({_size(row.size)} items)" if row.size is not None else "")
+            found.append((name, summary))
+    return found
+
+
+def profile_area_table(profiles: list[tuple[str, ProfileSummary]]) -> str:
+    """Scenarios × the areas that took the largest share of any scenario's samples."""
+    areas = {area for _, summary in profiles for area in summary.areas}
+    ranked = sorted(areas, key=lambda a: (-max(s.share(a) for _, s in profiles), a))
+    shown = ranked if len(ranked) <= PROFILE_AREA_COLUMNS + 1 else ranked[:PROFILE_AREA_COLUMNS]
+    rest = len(shown) < len(ranked)
+    head = ["scenario", "samples", *shown] + (["rest"] if rest else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, summary in profiles:
+        cells = [name, f"{summary.samples:,}"]
+        cells += [_share(summary.share(area)) for area in shown]
+        if rest:
+            cells.append(_share(1 - sum(summary.share(area) for area in shown)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def profile_functions(profiles: list[tuple[str, ProfileSummary]]) -> str:
+    """Per scenario: the functions most often innermost on the stack; the areas most often
+    anywhere on it (what runs under SQLAlchemy includes psycopg); our own functions most
+    often anywhere on it."""
+    lines = []
+    for name, summary in profiles:
+        lines.append(
+            f"- **{name}** ({summary.samples:,} samples,"
+            f" {summary.workers} worker{'' if summary.workers == 1 else 's'}):"
+            f" {_listed(summary.top_self[:PROFILE_TOP], summary.samples)}"
+        )
+        under = [
+            (area, n)
+            for area, n in summary.areas_inclusive.items()
+            if area not in PROFILE_FRAMEWORK_AREAS and n / summary.samples >= 0.01
+        ]
+        if under:
+            listed = ", ".join(
+                f"{area} {_share(n / summary.samples)}" for area, n in under[:PROFILE_UNDER_TOP]
+            )
+            lines.append(f"  on the stack: {listed}")
+        if summary.top_ours:
+            ours = _listed(summary.top_ours[:PROFILE_OURS_TOP], summary.samples)
+            lines.append(f"  our functions, on the stack: {ours}")
+    return "\n".join(lines)
+
+
+def _listed(pairs: list[tuple[str, int]], total: int) -> str:
+    return ", ".join(f"`{label}` {_share(n / total)}" for label, n in pairs)
+
+
+def profile_section(rows: list[Row]) -> str:
+    profiles = _profiles(rows)
+    if not profiles:
+        return ""
+    rate = profiles[0][1].rate
+    cpu_s = sum(summary.py_spy_cpu_s for _, summary in profiles)
+    errors = sum(summary.py_spy_errors for _, summary in profiles)
+    behind = max(summary.py_spy_behind_s for _, summary in profiles)
+    lagged = f", fell behind its rate by up to {behind:.1f} s" if behind > 0 else ""
+    return (
+        "Where the app's CPU went (py-spy, on-CPU samples): `py-spy record --subprocesses"
+        f" --nonblocking --rate {rate}` on gunicorn's master and its workers for the length"
+        " of each wrk run (the storms are not profiled). Without `--idle` py-spy keeps only"
+        " the threads the kernel shows running or ready to run, so every sample is CPU"
+        " used (or, on a busy machine, waited for); a thread blocked on a socket, a lock or"
+        " the GIL is not counted. A sample counts for the innermost frame on its stack that"
+        " belongs to a known area: a library, or a subpackage of ours (which so includes"
+        f" the standard-library code it calls itself). {IDLE}: the innermost frame is a"
+        " socket read, select/poll, a lock wait or the thread pool's queue (system calls,"
+        " wake-ups). py-spy itself used"
+        f" {cpu_s:.1f} CPU s ({errors} stack reads failed{lagged}), counted as ours in"
+        ' "of which others"; profiling lowers req/s, the shares are the figures to read.'
+        "\n\n" + profile_area_table(profiles) + "\n\n"
+        "Functions with the most samples of their own (innermost frame; share of the"
+        " scenario's samples), then the areas and our functions found anywhere on the"
+        " stack:\n\n" + profile_functions(profiles)
+    )
 
 
 @dataclass(frozen=True)
@@ -398,6 +507,9 @@ def render(run: Run, duration_s: float) -> str:
         )
     if any(row.exact for row in run.rows):
         parts.append("Where the statements and round trips go:\n\n" + breakdown_table(run.rows))
+    profiled = profile_section(run.rows)
+    if profiled:
+        parts.append(profiled)
     storms = [row for row in run.rows if row.key.startswith("storm")]
     for storm in storms:
         extra = storm.extra

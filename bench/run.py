@@ -1,5 +1,5 @@
 """The benchmark of issue 5: ``python -m bench`` (``make bench``, ``make bench-quick``,
-``make bench-scale``).
+``make bench-scale``, ``make bench-profile``).
 
 Starts its own stack (see ``bench/stack.py``), then for each scenario builds and signs
 its requests, sends them with ``wrk`` (or, for the duplicate storm, an asyncio client),
@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from bench import data, report
+from bench import data, profile, report
 from bench.counters import (
     METRIC_REDIS,
     METRIC_SQL,
@@ -73,6 +73,7 @@ from bench.wrk import WrkResult, run_wrk, wrk_binary
 
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
 RESULTS_DIR = REPO_ROOT / "instance" / "bench"
+PROFILES_DIR = RESULTS_DIR / "profiles"
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class Options:
     postgres: PostgresServer
     render: Path | None
     force_docs: bool
+    profile: bool
 
 
 def log(message: str) -> None:
@@ -200,6 +202,7 @@ class Bench:
         self.tenant: Tenant | None = None
         self.counts: dict[str, Counts] = {}
         self.baseline_rps: float | None = None
+        self.profile_dir = PROFILES_DIR / run_stamp(run)
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -377,20 +380,31 @@ class Bench:
         before_cpu = cpu_jiffies()
         before_processes = self.cpu_snapshot(server)
         loadavg = os.getloadavg()[0]
-        with self.backend_sampler() as backends:
-            result = run_wrk(
-                server.url,
-                requests,
-                host_header=server.host_header,
-                duration_s=self.options.duration_s,
-                connections=self.options.connections,
-                mode=mode,
-            )
-            time.sleep(1.0)  # the requests still in flight when wrk stopped finish
+        recording = self.start_profile(server, scenario)
+        try:
+            with self.backend_sampler() as backends:
+                result = run_wrk(
+                    server.url,
+                    requests,
+                    host_header=server.host_header,
+                    duration_s=self.options.duration_s,
+                    connections=self.options.connections,
+                    mode=mode,
+                )
+                time.sleep(1.0)  # the requests still in flight when wrk stopped finish
+                if recording is not None:
+                    recording.stop()  # before our own requests (the metrics scrape) below
+        except BaseException:
+            if recording is not None:
+                recording.abort()
+            raise
         after_processes = self.cpu_snapshot(server)
         after_cpu = cpu_jiffies()
         after_cs = redis_commandstats(self.redis)
         after_metrics = app_metrics(server.url)
+        # Reaped only now, after the snapshot: its CPU must not count as the load
+        # generator's (RUSAGE_CHILDREN); it is added to ours below instead.
+        summary = recording.finish() if recording is not None else None
         self.stack.wallet_delay(0)
         row = self._row(scenario, result, pool)
         row.loadavg = loadavg
@@ -399,6 +413,11 @@ class Bench:
             row.cpu_ms["postgres"] = backends.cpu.total_s() * 1000 / result.requests
         row.cpu_busy = busy_share(before_cpu, after_cpu)
         ours_s = sum(row.cpu_ms.values()) * result.requests / 1000
+        if summary is not None:
+            ours_s += summary.py_spy_cpu_s
+            row.extra["profile"] = summary.to_json()
+        elif recording is not None:
+            log(f"{scenario.key}: py-spy wrote no profile (see {recording.log})")
         row.cpu_others = others_share(before_cpu, after_cpu, ours_s)
         row.load = _load_counts(
             result.requests,
@@ -406,6 +425,22 @@ class Bench:
             metrics_delta(before_metrics, after_metrics),
         )
         return row
+
+    def start_profile(self, server: Gunicorn, scenario: Scenario) -> profile.Recording | None:
+        """With ``--profile``: py-spy on gunicorn's master and, through it, every worker,
+        for as long as wrk runs (see ``bench/profile.py``)."""
+        if not self.options.profile:
+            return None
+        name = scenario.key
+        size = self.size_for(scenario)
+        if size is not None:
+            name += f"-{size}"
+        output = self.profile_dir / f"{name}.txt"
+        round_ = 2
+        while output.exists():  # the next round of the same scenario
+            output = self.profile_dir / f"{name}-{round_}.txt"
+            round_ += 1
+        return profile.Recording(server.proc.pid, self.options.duration_s, output)
 
     def _row(self, scenario: Scenario, result: WrkResult, pool: int | None) -> Row:
         return Row(
@@ -765,11 +800,25 @@ def _nth(repeat: int, repeats: int) -> str:
 
 
 def aggregate_rows(samples: Sequence[Row]) -> list[Row]:
-    """One row per scenario and size, in first-seen order: the median of its rounds."""
+    """One row per scenario and size, in first-seen order: the median of its rounds (and
+    the profile of all its rounds together)."""
     groups: dict[tuple[str, int | None], list[Row]] = {}
     for row in samples:
         groups.setdefault((row.key, row.size), []).append(row)
-    return [aggregate(rows) for rows in groups.values()]
+    rows = []
+    for group in groups.values():
+        row = aggregate(group)
+        profiles = [r.extra["profile"] for r in group if r.extra.get("profile")]
+        if len(profiles) > 1:
+            merged = profile.merge([profile.ProfileSummary.from_json(p) for p in profiles])
+            row.extra["profile"] = merged.to_json()
+        rows.append(row)
+    return rows
+
+
+def run_stamp(run: Run) -> str:
+    """The run's start time as a file name part (20260101T000000+0000)."""
+    return run.started_at.replace(":", "").replace("-", "")
 
 
 def _load_counts(
@@ -829,6 +878,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="run nothing: render a saved run (instance/bench/*.json) into the document",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the app's workers with py-spy during each wrk scenario; print where"
+        " their CPU went (raw stacks under instance/bench/profiles/)",
+    )
     parser.add_argument("--pg-host", default=os.environ.get("BENCH_PG_HOST", "127.0.0.1"))
     parser.add_argument("--pg-port", type=int, default=int(os.environ.get("BENCH_PG_PORT", "5432")))
     parser.add_argument("--pg-user", default=os.environ.get("BENCH_PG_USER", "postgres"))
@@ -855,6 +910,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         postgres=PostgresServer(args.pg_host, args.pg_port, args.pg_user),
         render=args.render,
         force_docs=args.write_docs,
+        profile=args.profile,
     )
 
 
@@ -865,6 +921,8 @@ def preflight(options: Options) -> list[str]:
         missing.append("wrk: `make bench-deps` (as root: apt-get install -y wrk)")
     if shutil.which("redis-server") is None and not Path("/usr/bin/redis-server").exists():
         missing.append("redis-server: apt-get install -y redis-server")
+    if options.profile and profile.py_spy_binary() is None:
+        missing.append(profile.MISSING)
     try:
         with options.postgres.connect():
             pass
@@ -922,10 +980,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report.render(run, options.duration_s)
     print(text)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = run.started_at.replace(":", "").replace("-", "")
-    raw = RESULTS_DIR / f"{stamp}-{run.mode}.json"
+    raw = RESULTS_DIR / f"{run_stamp(run)}-{run.mode}.json"
     raw.write_text(json.dumps(run.to_json(), indent=2, default=str))
     log(f"raw figures: {raw.relative_to(REPO_ROOT)}")
+    if options.profile:
+        log(f"py-spy stacks: {bench.profile_dir.relative_to(REPO_ROOT)}/")
     if options.write_docs:
         report.update_doc(options.docs, run, text)
         log(f"updated {options.docs.relative_to(REPO_ROOT)}")

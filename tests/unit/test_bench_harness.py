@@ -28,8 +28,23 @@ from bench.payloads import (
     read_wrk_data,
     write_wrk_data,
 )
+from bench.profile import (
+    IDLE,
+    NO_FRAME,
+    OTHER,
+    REPO_ROOT,
+    Frame,
+    ProfileSummary,
+    attribute,
+    module_path,
+    parse_collapsed,
+    parse_line,
+    summarize,
+    summarize_files,
+)
 from bench.report import render, replace_section, results_table, targets
 from bench.results import Counts, Row, Run, aggregate
+from bench.run import aggregate_rows, parse_args
 from bench.storm import percentile
 from bench.wrk import parse_result
 from lootbox.signing import signature_matches
@@ -348,3 +363,184 @@ def test_a_saved_run_renders_the_same_after_a_round_trip_through_json() -> None:
     assert again.rows[1].statuses == {200: 9, 503: 1}
     assert again.rows[1].flags == row.flags
     assert render(again, 20) == render(run, 20)
+
+
+# --- py-spy profiles (bench/profile.py) ---------------------------------------------------
+
+_MASTER = 'process 100:"/venv/bin/python /venv/bin/gunicorn --config config/gunicorn.py wsgi:app"'
+_WORKER = f'{_MASTER};process 101:"/venv/bin/python /venv/bin/gunicorn --config c.py wsgi:app"'
+# As --full-filenames writes them (the library and our code), and as short names.
+_LIB = "/venv/lib/python3.11/site-packages"
+_STDLIB = "/usr/lib/python3.11"
+_REQUEST = (
+    f"Thread._bootstrap ({_STDLIB}/threading.py:1002);"
+    f"_worker ({_STDLIB}/concurrent/futures/thread.py:83);"
+    f"ThreadWorker.handle ({_LIB}/gunicorn/workers/gthread.py:287);"
+    f"Flask.wsgi_app ({_LIB}/flask/app.py:1511);cashout ({REPO_ROOT}/lootbox/api/s2s.py:40)"
+)
+PROFILE_SAMPLE = "\n".join(
+    [
+        # SQLAlchemy calls psycopg: the innermost known frame is psycopg's.
+        f"{_WORKER};{_REQUEST};Session.execute ({_LIB}/sqlalchemy/orm/session.py:2300);"
+        f"Cursor.execute ({_LIB}/psycopg/cursor.py:97) 6",
+        # SQLAlchemy's own work, in a standard-library helper that belongs to no area.
+        f"{_WORKER};{_REQUEST};Session.execute ({_LIB}/sqlalchemy/orm/session.py:2300);"
+        "SQLCompiler.process (sqlalchemy/sql/compiler.py:900);Condition.__enter__ "
+        "(threading.py:271) 3",
+        # --threads adds a thread frame after the process frames.
+        f"{_WORKER};thread (0x7f3a2b): MainThread;{_REQUEST};dumps (json/__init__.py:231);"
+        "JSONEncoder.encode (json/encoder.py:200) 2",
+        # Our service, in the standard library's uuid: ours, by subpackage.
+        f"{_WORKER};{_REQUEST};award ({REPO_ROOT}/lootbox/services/cashback.py:12);"
+        f"uuid4 ({_STDLIB}/uuid.py:723) 1",
+        # A pool thread between requests, and the master between its checks.
+        f"{_WORKER};Thread._bootstrap (threading.py:1002);_worker "
+        "(concurrent/futures/thread.py:83) 4",
+        f"{_MASTER};Arbiter.run (gunicorn/arbiter.py:209);"
+        "Arbiter.sleep (gunicorn/arbiter.py:360) 1",
+        # Nothing known on the stack, and a process frame without any Python frame.
+        f"{_WORKER};<module> (somewhere.py:1);helper (somewhere.py:9) 2",
+        f"{_WORKER} 1",
+        "",
+        "not a stack line",
+    ]
+)
+
+
+def test_collapsed_stack_lines_lose_their_process_and_thread_prefixes() -> None:
+    stack = parse_line(
+        f"{_WORKER};thread (0x7f3a2b): MainThread;dumps (json/__init__.py:231);"
+        "JSONEncoder.encode (json/encoder.py:200) 2"
+    )
+
+    assert stack is not None
+    assert stack.count == 2
+    assert stack.pids == (100, 101)
+    assert stack.worker == 101
+    assert stack.frames == (
+        Frame("dumps", "json/__init__.py", 231),
+        Frame("JSONEncoder.encode", "json/encoder.py", 200),
+    )
+    assert parse_line("") is None
+    assert parse_line("no count here") is None
+    assert parse_line(f"{_MASTER} 3") == parse_collapsed([f"{_MASTER} 3"])[0]
+
+
+def test_frames_are_named_by_module_path_and_labelled_without_ambiguity() -> None:
+    assert module_path("/venv/lib/python3.11/site-packages/redis/_parsers/socket.py") == (
+        "redis/_parsers/socket.py"
+    )
+    assert module_path("/usr/lib/python3.11/socket.py") == "socket.py"
+    assert module_path(f"{REPO_ROOT}/lootbox/api/s2s.py") == "lootbox/api/s2s.py"
+    # Not our app.py: py-spy's own short name for it would be just "app.py".
+    flask = Frame("App.debug", "/venv/lib/python3.11/site-packages/flask/sansio/app.py")
+    assert attribute([flask]) == "flask/werkzeug"
+    assert attribute([Frame("<module>", f"{REPO_ROOT}/app.py")]) == "lootbox"
+    assert Frame("SocketBuffer.read", "redis/_parsers/socket.py", 9).label == (
+        "SocketBuffer.read (redis/…/socket.py)"
+    )
+    assert Frame("SocketIO.readinto", "socket.py", 9).label == "SocketIO.readinto (socket.py)"
+    assert Frame("Connection.wait", "psycopg/connection.py").label == (
+        "Connection.wait (psycopg/connection.py)"
+    )
+    assert Frame("idempotent.<locals>.wrapper", "lootbox/api/idempotent.py").label == (
+        "idempotent.wrapper (lootbox/api/idempotent.py)"
+    )
+
+
+def test_each_sample_goes_to_its_innermost_known_area() -> None:
+    stacks = {stack.count: stack for stack in parse_collapsed(PROFILE_SAMPLE.splitlines())}
+
+    assert attribute(stacks[6].frames) == "psycopg"
+    assert attribute(stacks[3].frames) == "sqlalchemy"
+    assert attribute(parse_collapsed(["<module> (x.py:1);helper (x.py:9) 1"])[0].frames) == OTHER
+    assert attribute(()) == NO_FRAME
+    # A blocking call counts as waiting only when innermost: under every request of a
+    # gthread worker is the pool's _worker.
+    pool = Frame("_worker", "/usr/lib/python3.11/concurrent/futures/thread.py", 83)
+    assert attribute([pool]) == IDLE
+    assert attribute([pool, Frame("Future.set_result", "concurrent/futures/_base.py")]) == OTHER
+    summary = summarize(parse_collapsed(PROFILE_SAMPLE.splitlines()))
+
+    assert summary.samples == 20
+    assert summary.areas == {
+        "psycopg": 6,
+        IDLE: 5,  # the pool thread's _worker (4) and the master's sleep (1)
+        "sqlalchemy": 3,
+        "json": 2,
+        OTHER: 2,  # Python frames, none of a known area
+        NO_FRAME: 1,
+        "lootbox.services": 1,
+    }
+    assert summary.share("psycopg") == 0.3
+    assert summary.workers == 1  # the master's own sample is not a worker's
+    # Anywhere on the stack: SQLAlchemy is under psycopg's samples too.
+    assert summary.areas_inclusive["sqlalchemy"] == 9
+    assert summary.areas_inclusive["lootbox.api"] == 12
+
+
+def test_top_functions_by_self_and_inclusive_samples() -> None:
+    summary = summarize(parse_collapsed(PROFILE_SAMPLE.splitlines()), top=3)
+
+    assert summary.top_self == [
+        ("Cursor.execute (psycopg/cursor.py)", 6),
+        ("_worker (concurrent/…/thread.py)", 4),
+        ("Condition.__enter__ (threading.py)", 3),
+    ]
+    # On every stack of a pool thread (16 of the 20 samples), counted once per stack.
+    assert dict(summary.top_inclusive)["_worker (concurrent/…/thread.py)"] == 16
+    assert dict(summary.top_inclusive)["Thread._bootstrap (threading.py)"] == 16
+    assert summary.top_ours[0] == ("cashout (lootbox/api/s2s.py)", 12)
+
+
+def test_profile_summary_round_trips_through_json_and_rounds_merge_from_files(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "cashout.txt", tmp_path / "cashout-2.txt"
+    first.write_text(PROFILE_SAMPLE)
+    second.write_text(PROFILE_SAMPLE)
+    summary = summarize_files([first])
+    summary.py_spy_cpu_s = 1.5
+
+    assert ProfileSummary.from_json(json.loads(json.dumps(summary.to_json()))) == summary
+
+    rounds = []
+    for path in (first, second):
+        round_summary = summarize_files([path])
+        round_summary.py_spy_cpu_s = 1.0
+        rounds.append(Row("cashout", "3a", rps=100.0, extra={"profile": round_summary.to_json()}))
+    (row,) = aggregate_rows(rounds)
+    merged = ProfileSummary.from_json(row.extra["profile"])
+
+    assert merged.samples == 40
+    assert merged.areas["psycopg"] == 12
+    assert merged.py_spy_cpu_s == 2.0
+    assert merged.files == [str(first), str(second)]
+
+
+def test_the_profile_section_is_rendered_only_when_there_are_profiles(tmp_path: Path) -> None:
+    path = tmp_path / "cashout.txt"
+    path.write_text(PROFILE_SAMPLE)
+    plain = _run([Row("baseline", "1", rps=1000.0), Row("cashout", "3a", rps=100.0)])
+    profiled = _run(
+        [
+            Row("baseline", "1", rps=1000.0),
+            Row("cashout", "3a", rps=100.0, extra={"profile": summarize_files([path]).to_json()}),
+        ]
+    )
+
+    assert "py-spy" not in render(plain, 20)
+    text = render(profiled, 20)
+    assert "Where the app's CPU went (py-spy, on-CPU samples)" in text
+    assert "| scenario | samples | psycopg | idle/waiting |" in text
+    assert "| cashout | 20 | 30 % | 25 % |" in text
+    assert "- **cashout** (20 samples, 1 worker): `Cursor.execute (psycopg/cursor.py)` 30 %" in (
+        text
+    )
+    again = Run.from_json(json.loads(json.dumps(profiled.to_json(), default=str)))
+    assert render(again, 20) == text
+
+
+def test_profile_option() -> None:
+    assert parse_args(["--quick", "--profile"]).profile
+    assert not parse_args(["--quick"]).profile
