@@ -25,6 +25,7 @@ from lootbox.persistence.database import SqlAlchemyUnitOfWork, make_engine, make
 from lootbox.ports import Wallet
 from lootbox.readiness import ReadinessProbe
 from lootbox.services.context import ServiceContext, SystemClock
+from lootbox.services.credentials import CredentialCache
 from lootbox.wallet.http import HttpWallet
 
 log = logging.getLogger("lootbox")
@@ -67,6 +68,7 @@ def create_app(
                 " only; run one worker, and never in production."
             )
     clock = SystemClock()
+    credentials = CredentialCache(uow_factory, settings.auth_cache_seconds)
     services = ServiceContext(
         uow_factory=uow_factory,
         wallet=wallet
@@ -92,7 +94,8 @@ def create_app(
             lease_seconds=settings.idempotency_lease_seconds,
             ttl_seconds=settings.idempotency_ttl_seconds,
         ),
-        authenticator=Authenticator(uow_factory, settings.signature_max_skew_seconds),
+        credentials=credentials,
+        authenticator=Authenticator(credentials, settings.signature_max_skew_seconds),
         redis=redis_client,
         readiness=ReadinessProbe(engine, redis_client),
     )

@@ -38,6 +38,9 @@ class Settings:
     movement_lease_seconds: float = 15.0
     max_content_length: int = 1024 * 1024
     signature_max_skew_seconds: int = 300
+    # How long a worker trusts what it read about an API key and its operator: a revoked
+    # key or a changed policy takes effect within this time (lootbox/services/credentials.py).
+    auth_cache_seconds: float = 5.0
     database_pool_size: int = 5
     log_level: str = "INFO"
     # Empty: /metrics is open, like the probes (keep it on the private network). Set: it
@@ -59,6 +62,7 @@ class Settings:
         "MOVEMENT_LEASE_SECONDS": "movement_lease_seconds",
         "MAX_CONTENT_LENGTH": "max_content_length",
         "SIGNATURE_MAX_SKEW_SECONDS": "signature_max_skew_seconds",
+        "AUTH_CACHE_SECONDS": "auth_cache_seconds",
         "DATABASE_POOL_SIZE": "database_pool_size",
         "LOG_LEVEL": "log_level",
         "METRICS_TOKEN": "metrics_token",
@@ -100,6 +104,7 @@ class Settings:
         _in_range("PORT", self.port, 1, 65535)
         _in_range("MAX_CONTENT_LENGTH", self.max_content_length, 1, 1 << 30)
         _in_range("SIGNATURE_MAX_SKEW_SECONDS", self.signature_max_skew_seconds, 1, 3600)
+        _in_range("AUTH_CACHE_SECONDS", self.auth_cache_seconds, 0, 300)
         _in_range("DATABASE_POOL_SIZE", self.database_pool_size, 1, 1000)
         _in_range("WALLET_CONNECT_TIMEOUT_SECONDS", self.wallet_connect_timeout_seconds, 0.001, 60)
         _in_range("WALLET_READ_TIMEOUT_SECONDS", self.wallet_read_timeout_seconds, 0.001, 300)

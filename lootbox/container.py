@@ -14,6 +14,7 @@ from lootbox.idempotency.guard import IdempotencyGuard
 from lootbox.ports import UnitOfWork
 from lootbox.readiness import ReadinessProbe
 from lootbox.services.context import ServiceContext
+from lootbox.services.credentials import CredentialCache
 
 if TYPE_CHECKING:  # the API layer reaches wired objects through this module
     from lootbox.api.auth import Authenticator
@@ -26,6 +27,7 @@ class Container:
     uow_factory: Callable[[], UnitOfWork]
     services: ServiceContext
     guard: IdempotencyGuard
+    credentials: CredentialCache
     authenticator: Authenticator
     redis: Any
     readiness: ReadinessProbe

@@ -258,6 +258,14 @@ class ServiceHarness:
     def close(self) -> None:
         self.engine.dispose()
 
+    def authenticated(self, operator: Operator) -> Operator:
+        """The operator as authentication reads it for a request now, with the policies and
+        rates in force: what the S2S views put into every command."""
+        with self.uow() as uow:
+            current = uow.operators.get(operator.id)
+        assert current is not None
+        return current
+
     # seeding
 
     def create_operator(
@@ -318,7 +326,7 @@ class ServiceHarness:
         return purchase(
             self.ctx,
             Purchase(
-                operator_id=operator.id,
+                operator=self.authenticated(operator),
                 player_external_id=player,
                 mode=mode,
                 client_action_id=client_action_id or f"act-{next(_action_ids)}",

@@ -18,7 +18,7 @@ from lootbox.domain.errors import (
     UnsupportedMediaType,
 )
 from lootbox.domain.records import Operator
-from lootbox.ports import UnitOfWork
+from lootbox.services.credentials import CredentialLookup
 from lootbox.signing import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_matches
 
 UNIX_SECONDS = re.compile(r"^[0-9]{1,12}\Z")
@@ -51,11 +51,11 @@ class SignedRequest:
 class Authenticator:
     def __init__(
         self,
-        uow_factory: Callable[[], UnitOfWork],
+        credentials: CredentialLookup,
         max_skew_seconds: int,
         clock: Callable[[], float] = time.time,
     ):
-        self.uow_factory = uow_factory
+        self.credentials = credentials
         self.max_skew_seconds = max_skew_seconds
         self.clock = clock
 
@@ -71,8 +71,7 @@ class Authenticator:
         timestamp = int(req.timestamp)
         if abs(self.clock() - timestamp) > self.max_skew_seconds:
             raise TimestampSkew()
-        with self.uow_factory() as uow:
-            found = uow.operators.get_by_active_key(req.key_id)
+        found = self.credentials(req.key_id)
         if found is None:
             raise InvalidSignature()
         secret, operator = found

@@ -146,7 +146,7 @@ def cashout(args: dict[str, Any]) -> dict[str, Any]:
     result: CashoutResult = cash_out(
         container().services,
         CashOut(
-            operator_id=g.operator.id,
+            operator=g.operator,
             player_external_id=args["playerExternalId"],
             inventory_item_id=args["inventoryItemId"],
             currency=args["currency"],
@@ -211,7 +211,7 @@ def cancel(args: dict[str, Any]) -> dict[str, Any]:
     result: CancelResult = cancel_round(
         container().services,
         CancelRound(
-            operator_id=g.operator.id,
+            operator=g.operator,
             player_external_id=args["playerExternalId"],
             round_public_id=args["roundPublicId"],
             idempotency_key=_cancel_key(args),
@@ -288,7 +288,7 @@ def purchase_view(args: dict[str, Any]) -> dict[str, Any]:
     outcome = purchase(
         container().services,
         Purchase(
-            operator_id=g.operator.id,
+            operator=g.operator,
             player_external_id=args["playerExternalId"],
             mode=PurchaseMode(args["mode"]),
             client_action_id=args["clientActionId"],
@@ -337,7 +337,7 @@ def open_view(args: dict[str, Any]) -> dict[str, Any]:
     outcome = open_round(
         container().services,
         OpenRound(
-            operator_id=g.operator.id,
+            operator=g.operator,
             player_external_id=args["playerExternalId"],
             round_public_id=args["roundPublicId"],
             idempotency_key=_open_key(args),

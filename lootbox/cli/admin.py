@@ -121,6 +121,7 @@ def update_operator(
         wallet_connect_timeout_seconds=wallet_connect_timeout,
         wallet_read_timeout_seconds=wallet_read_timeout,
     )
+    container().credentials.forget()
     emit(
         {
             "slug": operator.slug,
@@ -153,6 +154,7 @@ def revoke_key(key_id: str) -> None:
     """Revoke an API key."""
     uow_factory, clock = _deps()
     onboarding.revoke_api_key(uow_factory, clock, key_id)
+    container().credentials.forget()
     emit({"keyId": key_id, "revoked": True})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -602,35 +602,72 @@ class LedgerRepository(_Repository):
         )
         return _movement(row) if row else None
 
-    def record(self, new: NewMovement, now: datetime) -> MoneyMovement | None:
+    def record(
+        self, new: NewMovement, now: datetime, *, leased_until: datetime | None = None
+    ) -> MoneyMovement | None:
         """Write a pending movement; ``None`` if the key or the subject is already taken
-        (the unique indexes decide, so two racing callers cannot both write one)."""
+        (the unique indexes decide, so two racing callers cannot both write one).
+
+        With ``leased_until`` the row is written already leased to the caller, who is
+        about to send it: one INSERT instead of an INSERT and a ``claim``. The movement is
+        built from what was written, not read back."""
+        # Leased: as ``claim`` would leave it, the first attempt under fencing token 1.
+        token = attempts = 1 if leased_until is not None else 0
+        values = {
+            "operator_id": new.operator_id,
+            "idempotency_key": new.idempotency_key,
+            "kind": str(new.kind),
+            "reason": str(new.reason),
+            "status": str(MovementStatus.PENDING),
+            "player_external_id": new.player_external_id,
+            "amount_minor": new.amount_minor,
+            "currency": new.currency,
+            "operator_amount_minor": new.operator_amount_minor,
+            "operator_currency": new.operator_currency,
+            "rate": str(new.rate),
+            "round_id": new.round_id,
+            "round_public_id": new.round_public_id,
+            "inventory_item_id": new.inventory_item_id,
+            "lease_token": token,
+            "lease_expires_at": leased_until,
+            "attempts": attempts,
+            "created_at": now,
+            "updated_at": now,
+        }
         movement_id = self.session.execute(
             self._insert(MoneyMovementRow)
-            .values(
-                operator_id=new.operator_id,
-                idempotency_key=new.idempotency_key,
-                kind=str(new.kind),
-                reason=str(new.reason),
-                status=str(MovementStatus.PENDING),
-                player_external_id=new.player_external_id,
-                amount_minor=new.amount_minor,
-                currency=new.currency,
-                operator_amount_minor=new.operator_amount_minor,
-                operator_currency=new.operator_currency,
-                rate=str(new.rate),
-                round_id=new.round_id,
-                round_public_id=new.round_public_id,
-                inventory_item_id=new.inventory_item_id,
-                lease_token=0,
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
+            .values(**values)
             .on_conflict_do_nothing()
             .returning(MoneyMovementRow.id)
         ).scalar()
-        return self.get(movement_id) if movement_id is not None else None
+        if movement_id is None:
+            return None
+        return MoneyMovement(
+            id=movement_id,
+            operator_id=new.operator_id,
+            idempotency_key=new.idempotency_key,
+            kind=new.kind,
+            reason=new.reason,
+            status=MovementStatus.PENDING,
+            player_external_id=new.player_external_id,
+            amount_minor=new.amount_minor,
+            currency=new.currency,
+            operator_amount_minor=new.operator_amount_minor,
+            operator_currency=new.operator_currency,
+            # As read back: the column keeps the rate's text, so the same Decimal.
+            rate=Decimal(str(new.rate)),
+            round_id=new.round_id,
+            round_public_id=new.round_public_id,
+            inventory_item_id=new.inventory_item_id,
+            lease_token=token,
+            lease_expires_at=leased_until.astimezone(UTC) if leased_until else None,
+            balance_after_minor=None,
+            provider_txn_ref=None,
+            refusal_code=None,
+            attempts=attempts,
+            created_at=now.astimezone(UTC),
+            last_error=None,
+        )
 
     def rearm(self, movement_id: int, new: NewMovement, now: datetime) -> bool:
         """Reuse a refused movement's key for a new attempt (the wallet does not consume a

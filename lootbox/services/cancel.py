@@ -28,7 +28,7 @@ from lootbox.services.movements import Leased, drive_credit, lease, record
 
 @dataclass(frozen=True)
 class CancelRound:
-    operator_id: int
+    operator: Operator  # as authenticated: read once per request, not again here
     player_external_id: str
     round_public_id: str
     idempotency_key: str
@@ -67,11 +67,10 @@ def cancel_round(ctx: ServiceContext, cmd: CancelRound) -> CancelResult:
 
 def _prepare(ctx: ServiceContext, cmd: CancelRound) -> CancelResult | Leased:
     with ctx.uow_factory() as uow:
-        operator = uow.operators.get(cmd.operator_id)
-        round_ = uow.rounds.get_by_public_id(cmd.operator_id, cmd.round_public_id, for_update=True)
+        operator = cmd.operator
+        round_ = uow.rounds.get_by_public_id(operator.id, cmd.round_public_id, for_update=True)
         if (
-            operator is None
-            or round_ is None
+            round_ is None
             or round_.player_external_id != cmd.player_external_id
             or round_.status is RoundStatus.DEBIT_PENDING  # not a round the caller was given
         ):
@@ -82,15 +81,16 @@ def _prepare(ctx: ServiceContext, cmd: CancelRound) -> CancelResult | Leased:
                 return _result(live, live.balance_after_minor)
             raise RoundNotRefundable("the round is already refunded")
         if live is None:
-            live = _record_refund(ctx, uow, operator, round_, cmd)
-        leased = lease(ctx, uow, operator, live)
+            leased = _record_refund(ctx, uow, operator, round_, cmd)
+        else:
+            leased = lease(ctx, uow, operator, live)  # an earlier refund, unanswered
         uow.commit()
         return leased
 
 
 def _record_refund(
     ctx: ServiceContext, uow: UnitOfWork, operator: Operator, round_: Round, cmd: CancelRound
-) -> MoneyMovement:
+) -> Leased:
     if round_.status is not RoundStatus.HELD:
         raise RoundNotRefundable(f"the round is {external_round_status(round_.status)}")
     boxes = [uow.catalog.get_box_version(operator.id, r.box_version_id) for r in round_.reels]
@@ -112,12 +112,12 @@ def _record_refund(
         round_id=round_.id,
         round_public_id=round_.public_id,
     )
-    movement = record(uow, new, now)
-    if movement is None or not uow.rounds.transition(
+    leased = record(ctx, uow, operator, new, now)
+    if leased is None or not uow.rounds.transition(
         round_.id, RoundStatus.HELD, RoundStatus.REFUND_PENDING, now
     ):
         raise OperationInProgress()
-    return movement
+    return leased
 
 
 def settle_refund(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> bool:

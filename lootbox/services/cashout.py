@@ -31,7 +31,7 @@ from lootbox.services.movements import Leased, drive_credit, lease, record
 
 @dataclass(frozen=True)
 class CashOut:
-    operator_id: int
+    operator: Operator  # as authenticated: read once per request, not again here
     player_external_id: str
     inventory_item_id: int
     currency: str | None
@@ -86,9 +86,9 @@ def _asks_for(cmd: CashOut, movement: MoneyMovement) -> bool:
 
 def _prepare(ctx: ServiceContext, cmd: CashOut) -> CashoutResult | Leased:
     with ctx.uow_factory() as uow:
-        operator = uow.operators.get(cmd.operator_id)
-        item = uow.items.get(cmd.operator_id, cmd.inventory_item_id, for_update=True)
-        if operator is None or item is None or item.player_external_id != cmd.player_external_id:
+        operator = cmd.operator
+        item = uow.items.get(operator.id, cmd.inventory_item_id, for_update=True)
+        if item is None or item.player_external_id != cmd.player_external_id:
             raise InventoryItemNotFound()
         live: MoneyMovement | None = uow.ledger.live_cashback(item.id)
         if live is not None and live.status is MovementStatus.ACCEPTED:
@@ -98,15 +98,16 @@ def _prepare(ctx: ServiceContext, cmd: CashOut) -> CashoutResult | Leased:
                 return _result(live, live.balance_after_minor)  # the same request, again
             raise CashbackNotAvailable("the item is already cashed back")
         if live is None:
-            live = _record_credit(ctx, uow, operator, item, cmd)
-        leased = lease(ctx, uow, operator, live)
+            leased = _record_credit(ctx, uow, operator, item, cmd)
+        else:
+            leased = lease(ctx, uow, operator, live)  # an earlier credit, unanswered
         uow.commit()
         return leased
 
 
 def _record_credit(
     ctx: ServiceContext, uow: UnitOfWork, operator: Operator, item: InventoryItem, cmd: CashOut
-) -> MoneyMovement:
+) -> Leased:
     if item.state is not ItemState.UNRESOLVED:
         raise CashbackNotAvailable(f"the item is {external_item_state(item.state)}")
     quote = quote_cashback(uow, operator, item, cmd.currency)
@@ -124,12 +125,12 @@ def _record_credit(
         rate=quote.rate,
         inventory_item_id=item.id,
     )
-    movement = record(uow, new, now)
-    if movement is None or not uow.items.transition(
+    leased = record(ctx, uow, operator, new, now)
+    if leased is None or not uow.items.transition(
         item.id, ItemState.UNRESOLVED, ItemState.CASHBACK_PENDING, now
     ):
         raise OperationInProgress()  # a racing request recorded its credit first
-    return movement
+    return leased
 
 
 def quote_cashback(

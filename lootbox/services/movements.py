@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -42,7 +42,8 @@ DUPLICATE_TRANSACTION = "DUPLICATE_TRANSACTION"
 
 @dataclass(frozen=True)
 class Leased:
-    """A pending movement this caller holds the lease on (fencing ``token``)."""
+    """A pending movement this caller holds the lease on (fencing ``token``), as leased:
+    ``movement.attempts`` counts the send about to be made."""
 
     operator: Operator
     movement: MoneyMovement
@@ -55,12 +56,18 @@ def lease(
     """Take the movement's lease for longer than this operator's wallet call can take, so
     no second attempt re-sends while the first is still waiting for its answer."""
     now = ctx.clock.now()
-    token = uow.ledger.claim(
-        movement.id, now, now + timedelta(seconds=lease_seconds(ctx, operator))
-    )
+    until = _lease_until(ctx, operator, now)
+    token = uow.ledger.claim(movement.id, now, until)
     if token is None:
         raise OperationInProgress(retry_after_seconds=_seconds_left(ctx, movement))
-    return Leased(operator, movement, token)
+    leased = replace(
+        movement, lease_token=token, lease_expires_at=until, attempts=movement.attempts + 1
+    )
+    return Leased(operator, leased, token)
+
+
+def _lease_until(ctx: ServiceContext, operator: Operator, now: datetime) -> datetime:
+    return now + timedelta(seconds=lease_seconds(ctx, operator))
 
 
 def lease_seconds(ctx: ServiceContext, operator: Operator) -> float:
@@ -184,7 +191,7 @@ def _resend_answer(leased: Leased, outcome: WalletOutcome) -> WalletOutcome:
     if (
         isinstance(outcome, WalletRefusal)
         and outcome.code == DUPLICATE_TRANSACTION
-        and leased.movement.attempts > 0
+        and leased.movement.attempts > 1  # this send is not the first
     ):
         log.warning(
             "wallet answered DUPLICATE_TRANSACTION to re-sent key %r: outcome still unknown",
@@ -197,14 +204,23 @@ def _resend_answer(leased: Leased, outcome: WalletOutcome) -> WalletOutcome:
     return outcome
 
 
-def record(uow: UnitOfWork, new: NewMovement, now: datetime) -> MoneyMovement | None:
-    """Write a new pending movement under the request's key, or re-arm this subject's
-    refused movement with that key (the wallet does not consume a refused key, so the
-    retry may send it again). ``None`` when a racing request won; ``IdempotencyKeyReused``
-    when the key already moved money for something else."""
+def record(
+    ctx: ServiceContext, uow: UnitOfWork, operator: Operator, new: NewMovement, now: datetime
+) -> Leased | None:
+    """Write a new pending movement under the request's key, leased to this caller, or
+    re-arm this subject's refused movement with that key (the wallet does not consume a
+    refused key, so the retry may send it again). ``None`` when a racing request won;
+    ``IdempotencyKeyReused`` when the key already moved money for something else.
+
+    The INSERT comes first: it is the common case, and the unique indexes arbitrate a
+    race anyway; the key is looked up only when the INSERT found it (or the subject)
+    taken."""
+    written = uow.ledger.record(new, now, leased_until=_lease_until(ctx, operator, now))
+    if written is not None:
+        return Leased(operator, written, written.lease_token)
     existing = uow.ledger.get_by_key(new.operator_id, new.idempotency_key)
     if existing is None:
-        return uow.ledger.record(new, now)
+        return None  # the subject was taken, under another key, by a racing request
     same_subject = (existing.reason, existing.inventory_item_id, existing.round_id) == (
         new.reason,
         new.inventory_item_id,
@@ -212,7 +228,11 @@ def record(uow: UnitOfWork, new: NewMovement, now: datetime) -> MoneyMovement | 
     )
     if not (same_subject and existing.status is MovementStatus.REFUSED):
         raise IdempotencyKeyReused("this idempotency key already moved money for another request")
-    return uow.ledger.get(existing.id) if uow.ledger.rearm(existing.id, new, now) else None
+    if not uow.ledger.rearm(existing.id, new, now):
+        return None
+    rearmed = uow.ledger.get(existing.id)
+    assert rearmed is not None
+    return lease(ctx, uow, operator, rearmed)
 
 
 Result = TypeVar("Result")

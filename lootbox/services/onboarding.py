@@ -89,7 +89,8 @@ def create_api_key(uow_factory: Callable[[], UnitOfWork], clock: Clock, slug: st
 
 
 def revoke_api_key(uow_factory: Callable[[], UnitOfWork], clock: Clock, key_id: str) -> None:
-    """Revoke a key; requests signed with it fail from the next request on."""
+    """Revoke a key; requests signed with it fail within ``AUTH_CACHE_SECONDS`` on every
+    worker (``lootbox.services.credentials``)."""
     with uow_factory() as uow:
         if uow.operators.get_api_key(key_id) is None:
             raise ApiKeyNotFound(f"no api key {key_id!r}")

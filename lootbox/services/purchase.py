@@ -39,7 +39,7 @@ from lootbox.services.cancel import settle_refund
 from lootbox.services.cashout import quote_cashback
 from lootbox.services.context import ServiceContext
 from lootbox.services.fx import from_operator_currency, rate_for
-from lootbox.services.movements import Leased, SettleHook, lease, send_and_settle
+from lootbox.services.movements import Leased, SettleHook, lease, record, send_and_settle
 from lootbox.services.public_ids import new_round_public_id
 
 
@@ -51,7 +51,7 @@ class ReelPick:
 
 @dataclass(frozen=True)
 class Purchase:
-    operator_id: int
+    operator: Operator  # as authenticated: read once per request, not again here
     player_external_id: str
     mode: PurchaseMode
     client_action_id: str
@@ -61,7 +61,7 @@ class Purchase:
 
 @dataclass(frozen=True)
 class OpenRound:
-    operator_id: int
+    operator: Operator  # as authenticated: read once per request, not again here
     player_external_id: str
     round_public_id: str
     idempotency_key: str
@@ -147,8 +147,7 @@ def purchase(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome:
 
 def _prepare(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome | Leased:
     with ctx.uow_factory() as uow:
-        operator = uow.operators.get(cmd.operator_id)
-        assert operator is not None, "authenticated operator vanished"
+        operator = cmd.operator
         existing = uow.rounds.get_by_client_action(
             operator.id, cmd.player_external_id, cmd.client_action_id
         )
@@ -187,7 +186,10 @@ def _prepare(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome | Leased:
         )
         if round_ is None:
             raise OperationInProgress()  # the same action is being purchased right now
-        movement = uow.ledger.record(
+        debit_leased = record(
+            ctx,
+            uow,
+            operator,
             NewMovement(
                 operator_id=operator.id,
                 idempotency_key=f"round:{public_id}",
@@ -206,10 +208,9 @@ def _prepare(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome | Leased:
             ),
             now,
         )
-        assert movement is not None, "a fresh round's debit key cannot be taken"
-        leased = lease(ctx, uow, operator, movement)
+        assert debit_leased is not None, "a fresh round's debit key cannot be taken"
         uow.commit()
-        return leased
+        return debit_leased
 
 
 def _same_purchase(round_: Round, cmd: Purchase, operator: Operator) -> bool:
@@ -308,10 +309,9 @@ def open_round(ctx: ServiceContext, cmd: OpenRound) -> RoundOutcome:
         pending_refund = _open_or_lease_refund(ctx, cmd)
         if pending_refund is None:
             with ctx.uow_factory() as uow:
-                opened = uow.rounds.get_by_public_id(cmd.operator_id, cmd.round_public_id)
-                operator = uow.operators.get(cmd.operator_id)
-                assert opened is not None and operator is not None
-                return _describe_with_debit(uow, operator, opened)
+                opened = uow.rounds.get_by_public_id(cmd.operator.id, cmd.round_public_id)
+                assert opened is not None
+                return _describe_with_debit(uow, cmd.operator, opened)
         outcome = send_and_settle(ctx, pending_refund, settle_refund)
         if isinstance(outcome, WalletAccepted):
             raise RoundNotHeld("the round is refunded")
@@ -324,11 +324,10 @@ def _open_or_lease_refund(ctx: ServiceContext, cmd: OpenRound) -> Leased | None:
     """Open the round (or find it opened by this same key): ``None``. Or, if a refund of
     it is pending, lease that refund for re-sending."""
     with ctx.uow_factory() as uow:
-        operator = uow.operators.get(cmd.operator_id)
-        round_ = uow.rounds.get_by_public_id(cmd.operator_id, cmd.round_public_id, for_update=True)
+        operator = cmd.operator
+        round_ = uow.rounds.get_by_public_id(operator.id, cmd.round_public_id, for_update=True)
         if (
-            operator is None
-            or round_ is None
+            round_ is None
             or round_.player_external_id != cmd.player_external_id
             or round_.status is RoundStatus.DEBIT_PENDING
         ):

@@ -516,6 +516,27 @@ def test_round_transition_happens_once(uow: UowFactory, world: World) -> None:
 # --- leases and fencing -----------------------------------------------------------------------
 
 
+def test_a_movement_recorded_leased_is_what_the_database_holds_and_is_fenced_like_a_claim(
+    uow: UowFactory, world: World
+) -> None:
+    """``record(..., leased_until=)`` saves the INSERT-then-claim pair one statement: the
+    movement it returns (built, not read back) must be the row, and the lease must hold
+    off a second claim exactly as a claim's would."""
+    new = cashback(world, "k", rate=Decimal("1.10420"))
+    with uow() as tx:
+        written = tx.ledger.record(new, NOW, leased_until=NOW + LEASE)
+        tx.commit()
+    assert written is not None
+    assert (written.lease_token, written.attempts) == (1, 1)
+
+    with uow() as tx:
+        assert tx.ledger.get(written.id) == written
+        assert tx.ledger.claim(written.id, NOW + LEASE / 2, NOW + LEASE * 2) is None
+        assert tx.ledger.claim(written.id, NOW + LEASE, NOW + LEASE * 2) == 2
+        assert not tx.ledger.mark_accepted(written.id, 1, 100, "rw_stale", NOW + LEASE)
+        tx.commit()
+
+
 def test_claim_leases_a_pending_movement_once_until_it_expires(
     uow: UowFactory, world: World
 ) -> None:

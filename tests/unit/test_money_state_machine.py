@@ -66,7 +66,7 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 
 from lootbox.domain.errors import LootboxError
-from lootbox.domain.records import WalletSettings
+from lootbox.domain.records import Operator, WalletSettings
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 from lootbox.idempotency.fingerprint import fingerprint
 from lootbox.idempotency.guard import IdempotencyGuard, Request
@@ -192,6 +192,7 @@ class Seeded:
 
     template: Path
     workdir: Path
+    operator: Operator
     operator_id: int
     operator_slug: str
     gold: int
@@ -518,7 +519,7 @@ class MoneyMachine(RuleBasedStateMachine):
         versions = {"gold": self.seeded.gold, "silver": self.seeded.silver}
         reels = [(index, versions[box]) for index, box in enumerate(boxes)]
         command = Purchase(
-            operator_id=self.seeded.operator_id,
+            operator=self.harness.authenticated(self.seeded.operator),
             player_external_id=player,
             mode=mode,
             client_action_id=action,
@@ -540,7 +541,9 @@ class MoneyMachine(RuleBasedStateMachine):
         )
 
     def _cashout(self, item: Owned, player: str, currency: str | None, key: str) -> Call:
-        command = CashOut(self.seeded.operator_id, player, item.ref, currency, key)
+        command = CashOut(
+            self.harness.authenticated(self.seeded.operator), player, item.ref, currency, key
+        )
         return Call(
             "cashout",
             key,
@@ -553,7 +556,9 @@ class MoneyMachine(RuleBasedStateMachine):
         )
 
     def _cancel(self, round_: Owned, player: str, key: str) -> Call:
-        command = CancelRound(self.seeded.operator_id, player, round_.ref, key)
+        command = CancelRound(
+            self.harness.authenticated(self.seeded.operator), player, round_.ref, key
+        )
         return Call(
             "cancel",
             key,
@@ -562,7 +567,9 @@ class MoneyMachine(RuleBasedStateMachine):
         )
 
     def _open(self, round_: Owned, player: str, key: str) -> Call:
-        command = OpenRound(self.seeded.operator_id, player, round_.ref, key)
+        command = OpenRound(
+            self.harness.authenticated(self.seeded.operator), player, round_.ref, key
+        )
         return Call(
             "open",
             key,
@@ -975,7 +982,13 @@ def seeded(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         harness.close()  # the last connection checkpoints the WAL into the file
     assert not Path(f"{template}-wal").exists()
     MoneyMachine.seeded = Seeded(
-        template, workdir, operator.id, operator.slug, versions["gold"], versions["silver"]
+        template,
+        workdir,
+        operator,
+        operator.id,
+        operator.slug,
+        versions["gold"],
+        versions["silver"],
     )
     yield MoneyMachine.seeded
 

@@ -71,7 +71,7 @@ class Shop:
         player: str = PLAYER,
     ) -> Purchase:
         return Purchase(
-            operator_id=self.operator.id,
+            operator=self.harness.authenticated(self.operator),
             player_external_id=player,
             mode=mode,
             client_action_id=action,
@@ -82,7 +82,12 @@ class Shop:
     def open(self, public_id: str, key: str | None = None, player: str = PLAYER) -> RoundOutcome:
         return open_round(
             self.harness.ctx,
-            OpenRound(self.operator.id, player, public_id, key or default_open_key(public_id)),
+            OpenRound(
+                self.harness.authenticated(self.operator),
+                player,
+                public_id,
+                key or default_open_key(public_id),
+            ),
         )
 
     def status(self, public_id: str) -> RoundStatus:
@@ -253,7 +258,7 @@ def test_opening_an_unknown_or_foreign_round_is_not_found(shop: Shop) -> None:
     with pytest.raises(RoundNotFound):
         shop.open(held.public_id, player="u_other")
     with pytest.raises(RoundNotFound):
-        open_round(shop.harness.ctx, OpenRound(rival.id, PLAYER, held.public_id, "k"))
+        open_round(shop.harness.ctx, OpenRound(rival, PLAYER, held.public_id, "k"))
     assert shop.status(held.public_id) is RoundStatus.HELD
 
 
@@ -396,9 +401,7 @@ def test_another_operators_box_is_unknown(shop: Shop) -> None:
     with pytest.raises(UnknownBox):
         purchase(
             shop.harness.ctx,
-            Purchase(
-                shop.operator.id, PLAYER, PurchaseMode.OPEN, "a", None, (ReelPick(0, theirs),)
-            ),
+            Purchase(shop.operator, PLAYER, PurchaseMode.OPEN, "a", None, (ReelPick(0, theirs),)),
         )
     assert shop.harness.wallet.sent == []
 

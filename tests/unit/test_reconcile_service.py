@@ -49,7 +49,7 @@ class World:
     def cash_out(self, item_id: int, key: str | None = None) -> CashoutResult:
         return cash_out(
             self.harness.ctx,
-            CashOut(self.operator.id, PLAYER, item_id, None, key or default_cashout_key(item_id)),
+            CashOut(self.operator, PLAYER, item_id, None, key or default_cashout_key(item_id)),
         )
 
     def pending_cashout(self, *, applied: bool) -> int:
@@ -67,7 +67,7 @@ class World:
     def cancel(self, public_id: str) -> None:
         cancel_round(
             self.harness.ctx,
-            CancelRound(self.operator.id, PLAYER, public_id, default_cancel_key(public_id)),
+            CancelRound(self.operator, PLAYER, public_id, default_cancel_key(public_id)),
         )
 
     def item_state(self, item_id: int) -> ItemState:
@@ -173,10 +173,14 @@ def test_a_movement_in_flight_is_left_to_its_caller_until_the_lease_expires(
     # A worker recorded and leased the credit, then died before its wallet call finished.
     leased = cashout_service._prepare(
         world.harness.ctx,
-        CashOut(world.operator.id, PLAYER, item, None, default_cashout_key(item)),
+        CashOut(world.operator, PLAYER, item, None, default_cashout_key(item)),
     )
     assert not isinstance(leased, CashoutResult)
-    assert leased.movement.phase(world.harness.clock.now()) is MovementPhase.RECORDED
+    # As leased: the row says its wallet call is under way, so nobody else sends it.
+    assert leased.movement.phase(world.harness.clock.now()) is MovementPhase.IN_FLIGHT
+    with world.harness.uow() as uow:
+        stored = uow.ledger.get(leased.movement.id)
+    assert stored == leased.movement
 
     assert world.reconcile().examined == 0
     assert world.harness.wallet.sent_credits == []
@@ -413,7 +417,7 @@ def test_a_pass_stops_calling_a_wallet_that_keeps_failing(world: World) -> None:
     with pytest.raises(WalletUnavailable):
         cash_out(
             world.harness.ctx,
-            CashOut(other.id, PLAYER, other_item.inventory_item_id, None, "other-key"),
+            CashOut(other, PLAYER, other_item.inventory_item_id, None, "other-key"),
         )
     sent_before = len(world.harness.wallet.sent)
     world.harness.wallet.fail_next(times=3)  # the first operator's wallet is still down
@@ -452,7 +456,7 @@ def test_an_operator_with_slower_wallet_timeouts_gets_the_same_settle_headroom(
     # A worker that died mid-call: the reconciler must wait out the operator's longer lease.
     leased = cashout_service._prepare(
         world.harness.ctx,
-        CashOut(world.operator.id, PLAYER, item, None, default_cashout_key(item)),
+        CashOut(slow, PLAYER, item, None, default_cashout_key(item)),
     )
     assert not isinstance(leased, CashoutResult)
     world.harness.clock.advance(LEASE + 1)
