@@ -85,6 +85,8 @@ class IdempotencyRecord:
     state: Literal["in_progress", "completed"]
     endpoint: str
     fingerprint: str
+    # The request that holds or answered the key; "" for a completed answer read from
+    # Redis, which does not keep it (the database record does).
     request_id: str
     created_at: str  # ISO 8601 UTC
     status: int | None = None

@@ -187,7 +187,7 @@ def _side_by_side(seen: KeyInspection) -> str:
 
     def cell(record: IdempotencyRecord | None, name: str) -> str:
         value = getattr(record, name) if record is not None else None
-        if value is None:
+        if value is None or value == "":  # "": a request id Redis does not keep
             return "-"
         # A fingerprint is told apart by its first hex digits; --json has it whole.
         return f"{value[:23]}…" if name == "fingerprint" and len(value) > 24 else str(value)

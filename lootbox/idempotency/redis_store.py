@@ -7,8 +7,15 @@ callers fall back to the database, which enforces the invariants on its own.
 One key per ``(operator, idempotencyKey)``: ``lootbox:idem:<operatorSlug>:<key>``, holding a
 JSON object an on-call engineer can read with ``redis-cli GET``::
 
-    {"state":"completed","endpoint":"POST /v1/rounds","fingerprint":"sha256:...",
-     "requestId":"...","createdAt":"2024-05-01T12:00:00Z","status":201,"body":"{...}"}
+    {"state":"completed","endpoint":"cashout","fingerprint":"sha256:<43 base64url>",
+     "createdAt":"2024-05-01T12:00:00Z","status":200,"body":"{...}"}
+
+A completed record is kept a week, so it is written compactly (docs/benchmarks.md, Redis
+memory per record): the fingerprint's digest in base64url instead of hex, ``createdAt`` to
+the second, no ``requestId`` (only an in-progress record needs it: a release must delete
+only its own claim; the database record still names the request, ``idem show`` prints
+it), and no null fields. That keeps a record near 400 bytes of Redis memory instead of
+540. Records written in the older, longer form are read as before.
 
 Claim and release are single Lua scripts: one round trip each, and atomic, so a claim can
 never see a key vanish between its SET and its GET, and a release never deletes a record
@@ -17,8 +24,11 @@ that another request has claimed in between.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -47,9 +57,10 @@ local function valid(raw)
   local ok, rec = pcall(cjson.decode, raw)
   if not ok or type(rec) ~= 'table' then return nil end
   if rec.state ~= 'in_progress' and rec.state ~= 'completed' then return nil end
-  for _, f in ipairs({'endpoint', 'fingerprint', 'requestId', 'createdAt'}) do
+  for _, f in ipairs({'endpoint', 'fingerprint', 'createdAt'}) do
     if type(rec[f]) ~= 'string' then return nil end
   end
+  if rec.state == 'in_progress' and type(rec.requestId) ~= 'string' then return nil end
   return rec
 end
 """
@@ -154,7 +165,18 @@ class RedisIdempotencyStore:
 
 
 def _encode(record: IdempotencyRecord) -> bytes:
-    doc = record.to_json()
+    doc: dict[str, Any] = {
+        "state": record.state,
+        "endpoint": record.endpoint,
+        "fingerprint": _compact_fingerprint(record.fingerprint),
+        "createdAt": _compact_time(record.created_at),
+    }
+    if record.state == "in_progress":
+        doc["requestId"] = record.request_id  # whose claim it is: release checks it
+    if record.status is not None:
+        doc["status"] = record.status
+    if record.body is not None:
+        doc["body"] = record.body
     for name, value in record.extra.items():
         doc.setdefault(name, value)  # the core fields always win
     # ASCII-only JSON: any str (even a lone surrogate in a body) round-trips exactly.
@@ -173,12 +195,14 @@ def _decode(name: str, raw: bytes | str) -> IdempotencyRecord | None:
         log.warning("idempotency record at %r is not a JSON object; treating it as absent", name)
         return None
     state = doc.get("state")
-    texts = [doc.get(f) for f in ("endpoint", "fingerprint", "requestId", "createdAt")]
+    texts = [doc.get(f) for f in ("endpoint", "fingerprint", "createdAt")]
+    request_id = doc.get("requestId", None if state == "in_progress" else "")
     status = doc.get("status")
     body = doc.get("body")
     if (
         state not in _STATES
         or not all(isinstance(t, str) for t in texts)
+        or not isinstance(request_id, str)
         or not (status is None or (isinstance(status, int) and not isinstance(status, bool)))
         or not (body is None or isinstance(body, str))
     ):
@@ -187,13 +211,47 @@ def _decode(name: str, raw: bytes | str) -> IdempotencyRecord | None:
     return IdempotencyRecord(
         state=state,
         endpoint=doc["endpoint"],
-        fingerprint=doc["fingerprint"],
-        request_id=doc["requestId"],
+        fingerprint=_full_fingerprint(doc["fingerprint"]),
+        request_id=request_id,
         created_at=doc["createdAt"],
         status=status,
         body=body,
         extra={k: v for k, v in doc.items() if k not in _CORE_FIELDS},
     )
+
+
+# The fingerprint as ``lootbox.idempotency.fingerprint`` makes it and the database keeps it.
+_HEX_FINGERPRINT = re.compile(r"sha256:([0-9a-f]{64})")
+_B64_FINGERPRINT = re.compile(r"sha256:([A-Za-z0-9_-]{43})")
+
+
+def _compact_fingerprint(fingerprint: str) -> str:
+    """``sha256:<64 hex>`` as ``sha256:<43 base64url>``; anything else as it is."""
+    found = _HEX_FINGERPRINT.fullmatch(fingerprint)
+    if found is None:
+        return fingerprint
+    digest = bytes.fromhex(found.group(1))
+    return "sha256:" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _full_fingerprint(stored: str) -> str:
+    """The inverse of ``_compact_fingerprint`` (the lengths tell the forms apart)."""
+    found = _B64_FINGERPRINT.fullmatch(stored)
+    if found is None:
+        return stored
+    return "sha256:" + base64.urlsafe_b64decode(found.group(1) + "=").hex()
+
+
+def _compact_time(created_at: str) -> str:
+    """``2024-05-01T12:00:00.123456+00:00`` as ``2024-05-01T12:00:00Z``: the second is
+    all anyone reads it for. A value that is not ISO 8601 UTC is kept as it is."""
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except ValueError:
+        return created_at
+    if moment.utcoffset() != timedelta(0):
+        return created_at
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- counting round trips ------------------------------------------------------------------

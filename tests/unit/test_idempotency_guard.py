@@ -7,6 +7,7 @@ is parked inside ``execute`` until the test lets it finish.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -381,11 +382,17 @@ def test_the_redis_record_is_readable_by_a_human(redis_world: World) -> None:
     assert record is not None
     assert record["state"] == "completed"
     assert record["endpoint"] == "cashout"
-    assert record["fingerprint"] == req.fingerprint
-    assert record["requestId"] == "req-1"
+    # The digest in base64url: the same sha256 as the request's hex fingerprint.
+    digest = base64.urlsafe_b64decode(record["fingerprint"].removeprefix("sha256:") + "=")
+    assert "sha256:" + digest.hex() == req.fingerprint
     assert record["status"] == 200
     assert record["body"] == BODY.decode()
-    assert record["createdAt"].startswith("2024-05-01T12:00:00")
+    assert record["createdAt"] == "2024-05-01T12:00:00Z"
+    # Who answered is kept by the database record, not in a week-long Redis value.
+    assert "requestId" not in record
+    with redis_world.harness.uow() as uow:
+        durable = uow.idempotency.describe(redis_world.operator.id, req.key)
+    assert durable is not None and durable.record.request_id == "req-1"
 
 
 def test_a_key_reused_after_redis_lost_it_is_still_refused(redis_world: World) -> None:
