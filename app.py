@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SessionInterface, SessionMixin
 
 from config.settings import Settings
 from lootbox import cli
@@ -31,6 +32,18 @@ from lootbox.wallet.http import HttpWallet
 log = logging.getLogger("lootbox")
 
 
+class NoSessions(SessionInterface):
+    """A server-to-server API has no browser sessions: Flask's default would look for a
+    session cookie and set up its signer on every request (about 5 % of a replay's CPU,
+    docs/benchmarks.md). ``flask.session`` stays usable as an empty, unsaved mapping."""
+
+    def open_session(self, app: Flask, request: Any) -> SessionMixin | None:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Any) -> None:
+        pass
+
+
 def create_app(
     config: Settings | Mapping[str, Any] | None = None,
     *,
@@ -44,6 +57,7 @@ def create_app(
     logging.basicConfig(level=settings.log_level, format="%(message)s")
 
     app = Flask(__name__)
+    app.session_interface = NoSessions()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,

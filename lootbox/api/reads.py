@@ -36,7 +36,7 @@ blp.before_request(authenticate_s2s_request)
 
 
 @blp.route("/inventory", methods=["GET"])
-@blp.arguments(InventoryQuerySchema, location="query", unknown=RAISE)
+@blp.arguments(InventoryQuerySchema(), location="query", unknown=RAISE)
 @blp.response(
     200,
     InventoryPageSchema,
@@ -66,7 +66,7 @@ def inventory(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/history", methods=["GET"])
-@blp.arguments(HistoryQuerySchema, location="query", unknown=RAISE)
+@blp.arguments(HistoryQuerySchema(), location="query", unknown=RAISE)
 @blp.response(
     200,
     HistoryPageSchema,

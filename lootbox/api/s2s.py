@@ -113,7 +113,7 @@ def _cashout_request(args: dict[str, Any], operator: Operator) -> dict[str, Any]
 
 
 @blp.route("/cashout", methods=["POST"])
-@blp.arguments(CashoutRequestSchema, description=JSON_BODY, example=CASHOUT_REQUEST_EXAMPLE)
+@blp.arguments(CashoutRequestSchema(), description=JSON_BODY, example=CASHOUT_REQUEST_EXAMPLE)
 @idempotent("cashout", _cashout_key, _cashout_request)
 @blp.response(
     200,
@@ -176,7 +176,7 @@ def _round_request(args: dict[str, Any], _operator: Operator) -> dict[str, Any]:
 
 
 @blp.route("/cancel", methods=["POST"])
-@blp.arguments(CancelRequestSchema, description=JSON_BODY, example=CANCEL_REQUEST_EXAMPLE)
+@blp.arguments(CancelRequestSchema(), description=JSON_BODY, example=CANCEL_REQUEST_EXAMPLE)
 @idempotent("cancel", _cancel_key, _round_request)
 @blp.response(
     200,
@@ -249,7 +249,7 @@ def _purchase_request(args: dict[str, Any], operator: Operator) -> dict[str, Any
 
 
 @blp.route("/purchase", methods=["POST"])
-@blp.arguments(PurchaseRequestSchema, description=JSON_BODY, example=PURCHASE_REQUEST_EXAMPLE)
+@blp.arguments(PurchaseRequestSchema(), description=JSON_BODY, example=PURCHASE_REQUEST_EXAMPLE)
 @idempotent("purchase", _purchase_key, _purchase_request)
 @blp.response(
     200,
@@ -307,7 +307,7 @@ def _open_key(args: dict[str, Any]) -> str:
 
 
 @blp.route("/open", methods=["POST"])
-@blp.arguments(OpenRequestSchema, description=JSON_BODY, example=OPEN_REQUEST_EXAMPLE)
+@blp.arguments(OpenRequestSchema(), description=JSON_BODY, example=OPEN_REQUEST_EXAMPLE)
 @idempotent("open", _open_key, _round_request)
 @blp.response(
     200,
