@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import CursorResult, delete, select, update
 
+from lootbox.persistence import statements as hot
 from lootbox.persistence.models import IdempotencyRecordRow
 from lootbox.persistence.repositories import _Repository
 from lootbox.ports import DurableClaim, DurableKey, IdempotencyRecord
@@ -30,22 +31,20 @@ class IdempotencyRecordRepository(_Repository):
         one gets the row. An in-progress record whose lease expired (its worker died) is
         taken over with a new fencing token.
         """
-        inserted = self.session.execute(
-            self._insert(IdempotencyRecordRow)
-            .values(
-                operator_id=operator_id,
-                idempotency_key=key,
-                endpoint=endpoint,
-                fingerprint=fingerprint,
-                state="in_progress",
-                request_id=request_id,
-                lease_token=1,
-                lease_expires_at=lease_until,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-            .returning(IdempotencyRecordRow.id)
-        ).scalar()
+        inserted = self._run_insert(
+            hot.NEW_IDEMPOTENCY_RECORD,
+            {
+                "operator_id": operator_id,
+                "idempotency_key": key,
+                "endpoint": endpoint,
+                "fingerprint": fingerprint,
+                "state": "in_progress",
+                "request_id": request_id,
+                "lease_token": 1,
+                "lease_expires_at": lease_until,
+                "created_at": now,
+            },
+        )
         if inserted is not None:
             return DurableClaim("claimed", lease_token=1)
 
@@ -122,19 +121,16 @@ class IdempotencyRecordRepository(_Repository):
         now: datetime,
         expires_at: datetime,
     ) -> bool:
-        result = self.session.execute(
-            update(IdempotencyRecordRow)
-            .where(*self._held(operator_id, key, lease_token))
-            .values(
-                state="completed",
-                status_code=status,
-                response_body=body,
-                completed_at=now,
-                expires_at=expires_at,
-            )
-        )
-        assert isinstance(result, CursorResult)
-        return result.rowcount == 1
+        params = {
+            "of_operator": operator_id,
+            "key": key,
+            "token": lease_token,
+            "status": status,
+            "body": body,
+            "now": now,
+            "expires": expires_at,
+        }
+        return self._run(hot.IDEMPOTENCY_COMPLETE, params).rowcount == 1
 
     def suspend(self, *, operator_id: int, key: str, lease_token: int, now: datetime) -> None:
         """Free the lease but keep the record and its fingerprint: the outcome may have

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, Row, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ from lootbox.domain.records import (
     WalletSettings,
 )
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
+from lootbox.persistence import statements as hot
 from lootbox.persistence.models import (
     ApiKeyRow,
     BoxRow,
@@ -55,6 +56,18 @@ class _Repository:
         """A dialect ``INSERT`` that supports ``ON CONFLICT DO NOTHING`` (both do)."""
         dialect = self.session.get_bind().dialect.name
         return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+    def _run(self, statement: Any, params: dict[str, Any]) -> CursorResult[Any]:
+        """Run one of ``lootbox.persistence.statements`` on this transaction's connection.
+        ORM changes not yet flushed are flushed first, as the ORM's autoflush would."""
+        self.session.flush()
+        return self.session.connection().execute(statement, params)
+
+    def _run_insert(self, statements: dict[str, Any], params: dict[str, Any]) -> Any:
+        """The dialect's variant of a prebuilt ``INSERT … ON CONFLICT DO NOTHING
+        RETURNING id``: the new id, or ``None`` when a unique index said no."""
+        dialect = self.session.get_bind().dialect.name
+        return self._run(statements[dialect], params).scalar()
 
 
 # --- operators and keys ------------------------------------------------------------------
@@ -211,23 +224,16 @@ class BoxSpec:
 
 class CatalogRepository(_Repository):
     def get_box_version(self, operator_id: int, box_version_id: int) -> BoxVersion | None:
-        row = self.session.execute(
-            select(BoxVersionRow, BoxRow)
-            .join(BoxRow, BoxRow.id == BoxVersionRow.box_id)
-            .where(BoxVersionRow.id == box_version_id, BoxRow.operator_id == operator_id)
+        version = self._run(
+            hot.BOX_VERSION, {"version_id": box_version_id, "operator_id": operator_id}
         ).first()
-        if row is None:
+        if version is None:
             return None
-        version, box = row
-        prizes = self.session.scalars(
-            select(PrizeRow)
-            .where(PrizeRow.box_version_id == version.id)
-            .order_by(PrizeRow.position)
-        ).all()
+        prizes = self._run(hot.PRIZES_OF_VERSION, {"version_id": version.id}).all()
         return BoxVersion(
             id=version.id,
-            box_id=box.id,
-            box_slug=box.slug,
+            box_id=version.box_id,
+            box_slug=version.box_slug,
             name=version.name,
             version=version.version,
             price_minor=version.price_minor,
@@ -445,12 +451,8 @@ class InventoryRepository(_Repository):
     def get(
         self, operator_id: int, item_id: int, *, for_update: bool = False
     ) -> InventoryItem | None:
-        stmt = select(InventoryItemRow).where(
-            InventoryItemRow.id == item_id, InventoryItemRow.operator_id == operator_id
-        )
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = self.session.scalar(stmt)
+        statement = hot.ITEM_FOR_UPDATE if for_update else hot.ITEM
+        row = self._run(statement, {"item_id": item_id, "operator_id": operator_id}).first()
         return _item(row) if row else None
 
     def for_round(self, round_id: int) -> list[InventoryItem]:
@@ -473,15 +475,17 @@ class InventoryRepository(_Repository):
     def transition(
         self, item_id: int, from_state: ItemState, to_state: ItemState, now: datetime
     ) -> bool:
-        result = self.session.execute(
-            update(InventoryItemRow)
-            .where(InventoryItemRow.id == item_id, InventoryItemRow.state == str(from_state))
-            .values(state=str(to_state), updated_at=now)
-        )
-        return _rowcount(result) == 1
+        params = {
+            "item_id": item_id,
+            "from_state": str(from_state),
+            "to_state": str(to_state),
+            "now": now,
+        }
+        return self._run(hot.ITEM_TRANSITION, params).rowcount == 1
 
 
-def _item(row: InventoryItemRow) -> InventoryItem:
+def _item(row: InventoryItemRow | Row[Any]) -> InventoryItem:
+    # An ORM row or a Core row of the same table (statements.py): the columns either way.
     return InventoryItem(
         id=row.id,
         operator_id=row.operator_id,
@@ -498,8 +502,6 @@ def _item(row: InventoryItemRow) -> InventoryItem:
 
 
 # --- the ledger ----------------------------------------------------------------------------------
-
-_LIVE = (str(MovementStatus.PENDING), str(MovementStatus.ACCEPTED))
 
 
 @dataclass(frozen=True)
@@ -534,16 +536,12 @@ class LedgerRepository(_Repository):
         return _movement(row) if row else None
 
     def live_cashback(self, inventory_item_id: int) -> MoneyMovement | None:
-        return self._live(
-            MoneyMovementRow.reason == str(MovementReason.CASHBACK),
-            MoneyMovementRow.inventory_item_id == inventory_item_id,
-        )
+        row = self._run(hot.LIVE_CASHBACK, {"subject_id": inventory_item_id}).first()
+        return _movement(row) if row else None
 
     def live_refund(self, round_id: int) -> MoneyMovement | None:
-        return self._live(
-            MoneyMovementRow.reason == str(MovementReason.REFUND),
-            MoneyMovementRow.round_id == round_id,
-        )
+        row = self._run(hot.LIVE_REFUND, {"subject_id": round_id}).first()
+        return _movement(row) if row else None
 
     def debit_for_round(self, round_id: int) -> MoneyMovement | None:
         row = self.session.scalar(
@@ -596,12 +594,6 @@ class LedgerRepository(_Repository):
             | (MoneyMovementRow.lease_expires_at <= now),
         )
 
-    def _live(self, *criteria: Any) -> MoneyMovement | None:
-        row = self.session.scalar(
-            select(MoneyMovementRow).where(*criteria, MoneyMovementRow.status.in_(_LIVE))
-        )
-        return _movement(row) if row else None
-
     def record(
         self, new: NewMovement, now: datetime, *, leased_until: datetime | None = None
     ) -> MoneyMovement | None:
@@ -634,12 +626,7 @@ class LedgerRepository(_Repository):
             "created_at": now,
             "updated_at": now,
         }
-        movement_id = self.session.execute(
-            self._insert(MoneyMovementRow)
-            .values(**values)
-            .on_conflict_do_nothing()
-            .returning(MoneyMovementRow.id)
-        ).scalar()
+        movement_id = self._run_insert(hot.NEW_MOVEMENT, values)
         if movement_id is None:
             return None
         return MoneyMovement(
@@ -720,50 +707,37 @@ class LedgerRepository(_Repository):
         now: datetime,
     ) -> bool:
         return self._finish(
+            hot.MOVEMENT_ACCEPTED,
             movement_id,
             token,
             now,
-            status=str(MovementStatus.ACCEPTED),
-            balance_after_minor=balance_after_minor,
-            provider_txn_ref=provider_txn_ref,
-            completed_at=now,
-            lease_expires_at=None,
+            balance_after=balance_after_minor,
+            txn_ref=provider_txn_ref,
         )
 
     def mark_refused(
         self, movement_id: int, token: int, code: str, message: str, now: datetime
     ) -> bool:
         return self._finish(
-            movement_id,
-            token,
-            now,
-            status=str(MovementStatus.REFUSED),
-            refusal_code=code,
-            refusal_message=message[:500],
-            completed_at=now,
-            lease_expires_at=None,
+            hot.MOVEMENT_REFUSED, movement_id, token, now, code=code, message=message[:500]
         )
 
     def release(self, movement_id: int, token: int, error: str, now: datetime) -> bool:
         """Outcome unknown: keep it pending but free the lease so the next attempt (or the
         reconciler) re-drives it at once with the same key."""
-        return self._finish(movement_id, token, now, lease_expires_at=now, last_error=error[:500])
+        return self._finish(hot.MOVEMENT_RELEASED, movement_id, token, now, error=error[:500])
 
-    def _finish(self, movement_id: int, token: int, now: datetime, **values: Any) -> bool:
-        # The fencing token: a late finisher whose lease was taken over changes nothing.
-        result = self.session.execute(
-            update(MoneyMovementRow)
-            .where(
-                MoneyMovementRow.id == movement_id,
-                MoneyMovementRow.status == str(MovementStatus.PENDING),
-                MoneyMovementRow.lease_token == token,
-            )
-            .values(updated_at=now, **values)
-        )
-        return _rowcount(result) == 1
+    def _finish(
+        self, statement: Any, movement_id: int, token: int, now: datetime, **values: Any
+    ) -> bool:
+        # The fencing token (in the statement): a late finisher whose lease was taken over
+        # changes nothing.
+        params = {"movement_id": movement_id, "token": token, "now": now, **values}
+        return self._run(statement, params).rowcount == 1
 
 
-def _movement(row: MoneyMovementRow) -> MoneyMovement:
+def _movement(row: MoneyMovementRow | Row[Any]) -> MoneyMovement:
+    # An ORM row or a Core row of the same table (statements.py): the columns either way.
     return MoneyMovement(
         id=row.id,
         operator_id=row.operator_id,

@@ -1,0 +1,149 @@
+"""The statements every money request runs, built once.
+
+A repository method that builds an ORM statement per call pays for it on every request:
+constructing the expression, generating its cache key, and the ORM's bulk-update
+bookkeeping cost about two thirds of a statement's CPU on the cashout path, more than
+psycopg's own work (docs/benchmarks.md, "What each change bought"). These are Core
+statements over the mapped tables with named parameters: built at import, their cache
+keys are computed once, and they run on the session's connection without the ORM layer.
+They return plain rows whose attributes carry the column names, which is what the
+``_item``/``_movement``/``_record`` mappers read.
+
+Anything off the hot path stays ORM, where it reads better.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from lootbox.domain.records import MovementReason, MovementStatus
+from lootbox.persistence.models import (
+    BoxRow,
+    BoxVersionRow,
+    IdempotencyRecordRow,
+    InventoryItemRow,
+    MoneyMovementRow,
+    PrizeRow,
+)
+
+ITEMS: Table = InventoryItemRow.__table__  # type: ignore[assignment]
+MOVEMENTS: Table = MoneyMovementRow.__table__  # type: ignore[assignment]
+IDEMPOTENCY: Table = IdempotencyRecordRow.__table__  # type: ignore[assignment]
+BOXES: Table = BoxRow.__table__  # type: ignore[assignment]
+BOX_VERSIONS: Table = BoxVersionRow.__table__  # type: ignore[assignment]
+PRIZES: Table = PrizeRow.__table__  # type: ignore[assignment]
+
+LIVE = (str(MovementStatus.PENDING), str(MovementStatus.ACCEPTED))
+PENDING = str(MovementStatus.PENDING)
+
+# --- inventory items ----------------------------------------------------------------------
+
+_ITEM = select(ITEMS).where(
+    ITEMS.c.id == bindparam("item_id"), ITEMS.c.operator_id == bindparam("operator_id")
+)
+ITEM = _ITEM
+ITEM_FOR_UPDATE = _ITEM.with_for_update()
+
+ITEM_TRANSITION = (
+    update(ITEMS)
+    .where(ITEMS.c.id == bindparam("item_id"), ITEMS.c.state == bindparam("from_state"))
+    .values(state=bindparam("to_state"), updated_at=bindparam("now"))
+)
+
+# --- the catalog (a cashout prices its item, a cancel checks its boxes) -------------------
+
+BOX_VERSION = (
+    select(BOX_VERSIONS, BOXES.c.slug.label("box_slug"))
+    .join(BOXES, BOXES.c.id == BOX_VERSIONS.c.box_id)
+    .where(
+        BOX_VERSIONS.c.id == bindparam("version_id"),
+        BOXES.c.operator_id == bindparam("operator_id"),
+    )
+)
+PRIZES_OF_VERSION = (
+    select(PRIZES)
+    .where(PRIZES.c.box_version_id == bindparam("version_id"))
+    .order_by(PRIZES.c.position)
+)
+
+# --- the ledger ---------------------------------------------------------------------------
+
+LIVE_CASHBACK = select(MOVEMENTS).where(
+    MOVEMENTS.c.reason == str(MovementReason.CASHBACK),
+    MOVEMENTS.c.inventory_item_id == bindparam("subject_id"),
+    MOVEMENTS.c.status.in_(LIVE),
+)
+LIVE_REFUND = select(MOVEMENTS).where(
+    MOVEMENTS.c.reason == str(MovementReason.REFUND),
+    MOVEMENTS.c.round_id == bindparam("subject_id"),
+    MOVEMENTS.c.status.in_(LIVE),
+)
+
+
+def _fenced_update(**values: Any) -> Any:
+    """Settle a pending movement only under the caller's fencing token: a late finisher
+    whose lease was taken over changes nothing."""
+    return (
+        update(MOVEMENTS)
+        .where(
+            MOVEMENTS.c.id == bindparam("movement_id"),
+            MOVEMENTS.c.status == PENDING,
+            MOVEMENTS.c.lease_token == bindparam("token"),
+        )
+        .values(updated_at=bindparam("now"), **values)
+    )
+
+
+def _final(status: MovementStatus, **values: Any) -> Any:
+    """The wallet's definite answer: the movement is done and holds no lease."""
+    return _fenced_update(
+        status=str(status), completed_at=bindparam("now"), lease_expires_at=None, **values
+    )
+
+
+MOVEMENT_ACCEPTED = _final(
+    MovementStatus.ACCEPTED,
+    balance_after_minor=bindparam("balance_after"),
+    provider_txn_ref=bindparam("txn_ref"),
+)
+MOVEMENT_REFUSED = _final(
+    MovementStatus.REFUSED, refusal_code=bindparam("code"), refusal_message=bindparam("message")
+)
+MOVEMENT_RELEASED = _fenced_update(lease_expires_at=bindparam("now"), last_error=bindparam("error"))
+
+# --- the durable idempotency records --------------------------------------------------------
+
+IDEMPOTENCY_COMPLETE = (
+    update(IDEMPOTENCY)
+    .where(
+        IDEMPOTENCY.c.operator_id == bindparam("of_operator"),
+        IDEMPOTENCY.c.idempotency_key == bindparam("key"),
+        IDEMPOTENCY.c.state == "in_progress",
+        IDEMPOTENCY.c.lease_token == bindparam("token"),
+    )
+    .values(
+        state="completed",
+        status_code=bindparam("status"),
+        response_body=bindparam("body"),
+        completed_at=bindparam("now"),
+        expires_at=bindparam("expires"),
+    )
+)
+
+# --- inserts that yield to a conflict -------------------------------------------------------
+
+
+def _insert_or_nothing(table: Table) -> dict[str, Any]:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` per dialect; the values are the
+    parameters it runs with (their names are the columns)."""
+    return {
+        name: dialect.insert(table).on_conflict_do_nothing().returning(table.c.id)
+        for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    }
+
+
+NEW_MOVEMENT = _insert_or_nothing(MOVEMENTS)
+NEW_IDEMPOTENCY_RECORD = _insert_or_nothing(IDEMPOTENCY)
