@@ -21,8 +21,12 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
-max_requests = 5000
-max_requests_jitter = 500
+# Recycle a worker now and then (a slow leak cannot grow for ever), but rarely: a new
+# worker imports and builds the app again, about 1.2 s of CPU. At 5,000 requests a busy
+# worker was replaced every few seconds, which cost a replay about a sixth of its CPU
+# (docs/benchmarks.md, "What each change bought").
+max_requests = 100_000
+max_requests_jitter = 10_000
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
