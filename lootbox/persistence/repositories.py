@@ -314,18 +314,14 @@ class CatalogRepository(_Repository):
 
 class RoundRepository(_Repository):
     def get(self, round_id: int) -> Round | None:
-        row = self.session.get(RoundRow, round_id)
+        row = self._run(hot.ROUND_BY_ID, {"round_id": round_id}).first()
         return self._to_domain(row) if row else None
 
     def get_by_public_id(
         self, operator_id: int, public_id: str, *, for_update: bool = False
     ) -> Round | None:
-        stmt = select(RoundRow).where(
-            RoundRow.operator_id == operator_id, RoundRow.public_id == public_id
-        )
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = self.session.scalar(stmt)
+        statement = hot.ROUND_FOR_UPDATE if for_update else hot.ROUND
+        row = self._run(statement, {"operator_id": operator_id, "public_id": public_id}).first()
         return self._to_domain(row) if row else None
 
     def get_by_client_action(
@@ -399,6 +395,14 @@ class RoundRepository(_Repository):
         now: datetime,
         **values: Any,
     ) -> bool:
+        if not values:  # the money path: a cancel's and a debit's moves
+            params = {
+                "round_id": round_id,
+                "from_status": str(from_status),
+                "to_status": str(to_status),
+                "now": now,
+            }
+            return self._run(hot.ROUND_TRANSITION, params).rowcount == 1
         result = self.session.execute(
             update(RoundRow)
             .where(RoundRow.id == round_id, RoundRow.status == str(from_status))
@@ -417,10 +421,9 @@ class RoundRepository(_Repository):
             .values(prize_id=prize_id)
         )
 
-    def _to_domain(self, row: RoundRow) -> Round:
-        reels = self.session.scalars(
-            select(ReelRow).where(ReelRow.round_id == row.id).order_by(ReelRow.reel_index)
-        ).all()
+    def _to_domain(self, row: RoundRow | Row[Any]) -> Round:
+        # An ORM row or a Core row of the same table (statements.py): the columns either way.
+        reels = self._run(hot.REELS_OF_ROUND, {"round_id": row.id}).all()
         return Round(
             id=row.id,
             public_id=row.public_id,

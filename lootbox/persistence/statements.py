@@ -27,6 +27,8 @@ from lootbox.persistence.models import (
     InventoryItemRow,
     MoneyMovementRow,
     PrizeRow,
+    ReelRow,
+    RoundRow,
 )
 
 ITEMS: Table = InventoryItemRow.__table__  # type: ignore[assignment]
@@ -35,6 +37,8 @@ IDEMPOTENCY: Table = IdempotencyRecordRow.__table__  # type: ignore[assignment]
 BOXES: Table = BoxRow.__table__  # type: ignore[assignment]
 BOX_VERSIONS: Table = BoxVersionRow.__table__  # type: ignore[assignment]
 PRIZES: Table = PrizeRow.__table__  # type: ignore[assignment]
+ROUNDS: Table = RoundRow.__table__  # type: ignore[assignment]
+REELS: Table = ReelRow.__table__  # type: ignore[assignment]
 
 LIVE = (str(MovementStatus.PENDING), str(MovementStatus.ACCEPTED))
 PENDING = str(MovementStatus.PENDING)
@@ -51,6 +55,23 @@ ITEM_TRANSITION = (
     update(ITEMS)
     .where(ITEMS.c.id == bindparam("item_id"), ITEMS.c.state == bindparam("from_state"))
     .values(state=bindparam("to_state"), updated_at=bindparam("now"))
+)
+
+# --- rounds (a cancel or an open finds, locks and moves one) -----------------------------
+
+ROUND_BY_ID = select(ROUNDS).where(ROUNDS.c.id == bindparam("round_id"))
+ROUND = select(ROUNDS).where(
+    ROUNDS.c.operator_id == bindparam("operator_id"),
+    ROUNDS.c.public_id == bindparam("public_id"),
+)
+ROUND_FOR_UPDATE = ROUND.with_for_update()
+REELS_OF_ROUND = (
+    select(REELS).where(REELS.c.round_id == bindparam("round_id")).order_by(REELS.c.reel_index)
+)
+ROUND_TRANSITION = (
+    update(ROUNDS)
+    .where(ROUNDS.c.id == bindparam("round_id"), ROUNDS.c.status == bindparam("from_status"))
+    .values(status=bindparam("to_status"), updated_at=bindparam("now"))
 )
 
 # --- the catalog (a cashout prices its item, a cancel checks its boxes) -------------------
