@@ -5,7 +5,7 @@
 PYTHON ?= $(shell test -x .venv/bin/python && echo .venv/bin/python || echo python3)
 BENCH_ARGS ?=
 
-.PHONY: bench bench-quick bench-scale bench-profile bench-deps bench-test
+.PHONY: bench bench-quick bench-scale bench-profile bench-deps bench-test bench-inprocess
 
 ## make bench: the full run (about 4 minutes); updates docs/benchmarks.md
 bench: bench-deps
@@ -37,6 +37,11 @@ bench-deps:
 	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
 	  echo "bench: redis-server is missing: apt-get install -y redis-server"; exit 2; }
 	@test -x .venv/bin/python || echo "bench: no .venv: run python3 dev.py test once (or create it) first"
+
+## make bench-inprocess: CPU per fresh cashout and per replay in this process (test client,
+## fake wallet, local PostgreSQL, private redis-server); BENCH_ARGS=--profile adds cProfile
+bench-inprocess:
+	$(PYTHON) -m bench.inprocess $(BENCH_ARGS)
 
 ## make bench-test: the harness's own unit tests (no wrk or servers needed)
 bench-test:

@@ -1,0 +1,171 @@
+"""CPU per request without gunicorn, HTTP or other processes: ``python -m bench.inprocess``.
+
+The wrk runs measure the deployment; this measures the code. The app runs in this
+process on a fresh database of the local PostgreSQL and a private redis-server, with a
+fake wallet that answers at once, and Flask's test client sends signed requests one after
+another. For each kind, ``time.process_time()`` over a batch (after a warm-up batch)
+divided by the batch: the CPU this process spent per request (the test client's own work
+included, the database's and Redis's not). ``--profile`` adds a cProfile of one more
+batch of each kind, sorted by cumulative CPU time.
+
+It is what "What each change bought" in docs/benchmarks.md quotes for changes measured
+in process: run it on two checkouts, alternating, minutes apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import logging
+import os
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.stack import PostgresServer
+from lootbox.signing import signed_headers
+from tests.fakes import FakeWallet, box_doc
+from tests.redis_server import start_private_redis
+
+REDIS_BINARY = "/usr/bin/redis-server"
+
+
+@contextmanager
+def fresh_database(postgres: PostgresServer) -> Iterator[str]:
+    name = f"lootbox_bench_inprocess_{uuid.uuid4().hex[:8]}"
+    with postgres.connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres.url(name)
+    finally:
+        with postgres.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class SignedTestClient:
+    def __init__(self, app: Any, key_id: str, secret: str) -> None:
+        self.client = app.test_client()
+        self.key_id = key_id
+        self.secret = secret
+
+    def post(self, path: str, document: dict[str, Any]) -> Any:
+        body = json.dumps(document).encode()
+        headers = signed_headers(self.secret, int(time.time()), "POST", path, body)
+        headers |= {"X-Key-Id": self.key_id, "Content-Type": "application/json"}
+        reply = self.client.post(path, data=body, headers=headers)
+        assert reply.status_code == 200, (path, reply.status_code, reply.get_data())
+        return reply.get_json()
+
+
+def cpu_ms_per_call(calls: Sequence[Callable[[], object]]) -> float:
+    started = time.process_time()
+    for call in calls:
+        call()
+    return (time.process_time() - started) * 1000 / len(calls)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.inprocess", description=__doc__)
+    parser.add_argument("--requests", type=int, default=300, help="per measured batch (300)")
+    parser.add_argument("--profile", action="store_true", help="cProfile one more batch")
+    options = parser.parse_args(argv)
+    n = options.requests
+
+    with fresh_database(PostgresServer()) as database_url, tempfile.TemporaryDirectory() as tmp:
+        redis_server = start_private_redis(REDIS_BINARY, Path(tmp))
+        try:
+            os.environ["DATABASE_URL"] = database_url
+            from app import create_app  # after DATABASE_URL: the CLI's migration reads it
+
+            app = create_app(
+                {
+                    "env": "test",
+                    "database_url": database_url,
+                    "redis_url": redis_server.url,
+                    "log_level": "INFO",
+                },
+                wallet=FakeWallet(),
+            )
+            quiet_logs()
+            results = measure(app, Path(tmp), n, options.profile)
+        finally:
+            redis_server.stop()
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def quiet_logs() -> None:
+    """Every request still formats and writes its access line (that is part of its cost),
+    to /dev/null instead of the terminal."""
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(devnull)
+
+
+def measure(app: Any, tmp: Path, n: int, profile: bool) -> dict[str, float]:
+    runner = app.test_cli_runner()
+
+    def cli(*args: str) -> Any:
+        result = runner.invoke(args=list(args))
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    cli("db", "upgrade")
+    creds = cli(
+        "operators", "create", "inprocess", "--currency", "EUR", "--cashback-bps", "5000",
+        "--wallet-url", "http://127.0.0.1:9/unused", "--wallet-secret", "x" * 32,
+    )  # fmt: skip
+    catalog = tmp / "catalog.json"
+    catalog.write_text(json.dumps({"boxes": [box_doc("gold")]}))
+    version = cli("catalog", "import", "inprocess", str(catalog))["boxes"][0]["boxVersionId"]
+    api = SignedTestClient(app, creds["keyId"], creds["secret"])
+
+    def purchase(player: str) -> int:
+        outcome = api.post(
+            "/api/s2s/purchase",
+            {
+                "playerExternalId": player,
+                "gameKey": "mystery_box",
+                "mode": "open",
+                "clientActionId": "a1",
+                "reels": [{"reelIndex": 0, "boxVersionId": version}],
+            },
+        )
+        return int(outcome["wonItems"][0]["inventoryItemId"])
+
+    def cashout(player: str, item: int) -> Callable[[], object]:
+        body = {"playerExternalId": player, "inventoryItemId": item}
+        return lambda: api.post("/api/s2s/cashout", body)
+
+    batches = 3 if profile else 2  # warm-up, measured, profiled
+    players = [f"p{i}" for i in range(n * batches)]
+    fresh = [cashout(p, purchase(p)) for p in players]
+    replay = [fresh[0]] * n
+
+    results = {}
+    fresh[0]()
+    for kind, calls in (("fresh cashout", fresh), ("replay", replay)):
+        cpu_ms_per_call(calls[1:n] if kind == "fresh cashout" else calls)  # warm-up
+        batch = calls[n : 2 * n] if kind == "fresh cashout" else calls
+        results[f"{kind}: CPU ms per request"] = round(cpu_ms_per_call(batch), 3)
+        if profile:
+            profiled = calls[2 * n :] if kind == "fresh cashout" else calls
+            profiler = cProfile.Profile(time.process_time)
+            profiler.enable()
+            cpu_ms_per_call(profiled)
+            profiler.disable()
+            print(f"--- {kind} ---", file=sys.stderr)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main())
