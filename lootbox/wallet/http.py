@@ -34,8 +34,10 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import re
 import time
+import urllib.request
 from collections.abc import Callable
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -182,6 +184,17 @@ def build_session(pool_maxsize: int = 32) -> requests.Session:
     adapter = HTTPAdapter(pool_connections=pool_maxsize, pool_maxsize=pool_maxsize, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    # With trust_env, requests looks up the proxy variables (and no_proxy), the CA bundle
+    # variables and ~/.netrc again on every call: about a third of a wallet call's CPU
+    # (docs/benchmarks.md). The environment does not change while the process runs, so it
+    # is read once here. A CA bundle it names is set on the session (as requests would
+    # use it); trust_env stays on only when a proxy is configured, whose no_proxy rules
+    # requests applies per URL. ~/.netrc is not read: wallet calls are signed, never sent
+    # with a password from a file.
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = bool(urllib.request.getproxies_environment())
     return session
 
 

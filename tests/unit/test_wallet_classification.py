@@ -341,3 +341,73 @@ def test_the_built_session_pools_connections_and_never_retries() -> None:
             assert adapter.poolmanager.connection_pool_kw["maxsize"] == 7
     finally:
         session.close()
+
+
+PROXY_AND_BUNDLE_VARIABLES = (
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "trusted"),
+    [
+        (None, None, False),
+        ("HTTPS_PROXY", "http://egress.internal:3128", True),
+        ("https_proxy", "http://egress.internal:3128", True),
+        ("ALL_PROXY", "socks5://egress.internal:1080", True),
+        ("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem", False),
+    ],
+)
+def test_the_environment_is_read_per_call_only_when_it_configures_a_proxy(
+    monkeypatch: pytest.MonkeyPatch, variable: str | None, value: str | None, trusted: bool
+) -> None:
+    for name in PROXY_AND_BUNDLE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if variable is not None:
+        monkeypatch.setenv(variable, str(value))
+
+    session = build_session()
+    try:
+        assert session.trust_env is trusted
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_a_ca_bundle_named_by_the_environment_is_read_once_and_used(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    for name in PROXY_AND_BUNDLE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "/etc/ssl/private-ca.pem")
+
+    session = build_session()
+    try:
+        assert session.verify == "/etc/ssl/private-ca.pem"
+        merged = session.merge_environment_settings(
+            "https://wallet.example.test/rpc", {}, None, None, None
+        )
+        assert merged["verify"] == "/etc/ssl/private-ca.pem"
+    finally:
+        session.close()
+
+
+def test_with_a_proxy_configured_a_wallet_call_goes_through_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The point of keeping trust_env on: requests routes the call via the proxy. Nothing
+    listens on the proxy's port, so the connection is refused there: the wallet's own
+    host (which does not resolve) is never tried."""
+    for name in PROXY_AND_BUNDLE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    outcome = HttpWallet(connect_timeout_seconds=0.5).send(
+        WalletSettings("http://wallet.example.test/rpc", SECRET), CALL
+    )
+
+    assert isinstance(outcome, WalletOutcomeUnknown)
+    assert "refused" in outcome.reason.lower()
