@@ -5,8 +5,9 @@ process on a fresh database of the local PostgreSQL and a private redis-server, 
 fake wallet that answers at once, and Flask's test client sends signed requests one after
 another. For each kind, ``time.process_time()`` over a batch (after a warm-up batch)
 divided by the batch: the CPU this process spent per request (the test client's own work
-included, the database's and Redis's not). ``--profile`` adds a cProfile of one more
-batch of each kind, sorted by cumulative CPU time.
+included, the database's and Redis's not). A third figure is the service's wallet client
+alone: signed credits sent to the reference wallet, which runs as its own process.
+``--profile`` adds a cProfile of one more batch of each kind, sorted by cumulative CPU.
 
 It is what "What each change bought" in docs/benchmarks.md quotes for changes measured
 in process: run it on two checkouts, alternating, minutes apart.
@@ -29,9 +30,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.stack import PostgresServer
+from bench.stack import WALLET_SECRET, PostgresServer, base_env
+from lootbox.domain.records import WalletSettings
+from lootbox.ports import WalletAccepted, WalletMoneyCall
 from lootbox.signing import signed_headers
+from lootbox.wallet import HttpWallet
 from tests.fakes import FakeWallet, box_doc
+from tests.processes import start_refwallet, stop_process
 from tests.redis_server import start_private_redis
 
 REDIS_BINARY = "/usr/bin/redis-server"
@@ -80,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with fresh_database(PostgresServer()) as database_url, tempfile.TemporaryDirectory() as tmp:
         redis_server = start_private_redis(REDIS_BINARY, Path(tmp))
+        wallet, wallet_url = start_refwallet(
+            Path(tmp) / "refwallet.log", base_env(), WALLET_SECRET, 10**15, 20.0
+        )
         try:
             os.environ["DATABASE_URL"] = database_url
             from app import create_app  # after DATABASE_URL: the CLI's migration reads it
@@ -95,10 +103,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             quiet_logs()
             results = measure(app, Path(tmp), n, options.profile)
+            results["wallet call (HttpWallet to the reference wallet): CPU ms per call"] = round(
+                wallet_call_cpu_ms(wallet_url, n), 3
+            )
         finally:
+            stop_process(wallet)
             redis_server.stop()
     print(json.dumps(results, indent=2))
     return 0
+
+
+def wallet_call_cpu_ms(wallet_url: str, n: int) -> float:
+    """One signed ``wallet.credit`` per call through the service's own wallet client, to
+    the reference wallet running as its own process (its CPU is not counted here)."""
+    client = HttpWallet()
+    settings = WalletSettings(url=wallet_url, secret=WALLET_SECRET)
+    serial = iter(range(10**9))
+
+    def credit() -> object:
+        item = next(serial)
+        outcome = client.send(
+            settings,
+            WalletMoneyCall(
+                type="wallet.credit",
+                idempotency_key=f"cashback:inventory:{item}",
+                player_external_id="p1",
+                amount_minor=1,
+                currency="EUR",
+                reason="cashback",
+                round_public_id=None,
+                inventory_item_id=item,
+                reference={"operatorAmountMinor": 1, "operatorCurrency": "EUR", "rate": "1"},
+            ),
+        )
+        assert isinstance(outcome, WalletAccepted), outcome
+        return outcome
+
+    cpu_ms_per_call([credit] * 50)  # warm-up: connections, imports
+    try:
+        return cpu_ms_per_call([credit] * n)
+    finally:
+        client.close()
 
 
 def quiet_logs() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lootbox.domain.records import MovementReason, MovementStatus
@@ -40,8 +40,8 @@ PRIZES: Table = PrizeRow.__table__  # type: ignore[assignment]
 ROUNDS: Table = RoundRow.__table__  # type: ignore[assignment]
 REELS: Table = ReelRow.__table__  # type: ignore[assignment]
 
-LIVE = (str(MovementStatus.PENDING), str(MovementStatus.ACCEPTED))
 PENDING = str(MovementStatus.PENDING)
+ACCEPTED = str(MovementStatus.ACCEPTED)
 
 # --- inventory items ----------------------------------------------------------------------
 
@@ -92,15 +92,18 @@ PRIZES_OF_VERSION = (
 
 # --- the ledger ---------------------------------------------------------------------------
 
+# The live credit of an item or a round: the predicate of the partial unique index that
+# guarantees there is at most one (models.py), written as literal SQL. As bound
+# parameters, PostgreSQL's generic plan of the prepared statement (psycopg prepares a
+# statement run five times) could not prove the index usable, and with a large ledger
+# would scan by status instead.
 LIVE_CASHBACK = select(MOVEMENTS).where(
-    MOVEMENTS.c.reason == str(MovementReason.CASHBACK),
     MOVEMENTS.c.inventory_item_id == bindparam("subject_id"),
-    MOVEMENTS.c.status.in_(LIVE),
+    text(f"reason = '{MovementReason.CASHBACK}' AND status IN ('{PENDING}', '{ACCEPTED}')"),
 )
 LIVE_REFUND = select(MOVEMENTS).where(
-    MOVEMENTS.c.reason == str(MovementReason.REFUND),
     MOVEMENTS.c.round_id == bindparam("subject_id"),
-    MOVEMENTS.c.status.in_(LIVE),
+    text(f"reason = '{MovementReason.REFUND}' AND status IN ('{PENDING}', '{ACCEPTED}')"),
 )
 
 

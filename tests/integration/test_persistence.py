@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from lootbox.domain.records import MovementKind, MovementReason, MovementStatus, Reel
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
+from lootbox.persistence import statements as hot
 from lootbox.persistence.database import (
     SqlAlchemyUnitOfWork,
     make_engine,
@@ -955,3 +956,35 @@ def test_lease_expiry_compares_instants_not_wall_clock_text(uow: UowFactory, wor
         assert tx.ledger.claim(movement_id, (NOW + LEASE / 2).astimezone(tokyo), NOW) is None
         assert tx.ledger.claim(movement_id, (NOW + LEASE).astimezone(tokyo), NOW + LEASE * 2) == 2
         tx.commit()
+
+
+# --- the hot path's plans ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statement", "index"),
+    [
+        ("LIVE_CASHBACK", "uq_money_movements_live_item_credit"),
+        ("LIVE_REFUND", "uq_money_movements_live_round_credit"),
+    ],
+)
+def test_the_live_credit_reads_use_their_partial_index_even_in_a_generic_plan(
+    postgres_db: str, statement: str, index: str
+) -> None:
+    """psycopg prepares a statement after five runs and PostgreSQL may then switch to a
+    generic plan, built without the parameters' values. The live-credit reads keep the
+    partial index's predicate as literals so that even that plan can use the index: with
+    a million movements, the alternative is a scan."""
+    engine = make_engine(postgres_db)  # generic plans are PostgreSQL's
+    compiled = getattr(hot, statement).compile(
+        dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    sql = str(compiled).replace("%(subject_id)s", "$1")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        conn.exec_driver_sql("SET enable_seqscan = off")  # an empty table would scan anyway
+        conn.exec_driver_sql(f"PREPARE live_credit(bigint) AS {sql}")
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN EXECUTE live_credit(1)"))
+        conn.exec_driver_sql("DEALLOCATE live_credit")
+    engine.dispose()
+    assert index in plan, plan
