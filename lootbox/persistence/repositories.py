@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -65,9 +65,9 @@ class _Repository:
 
     def _run_insert(self, statements: dict[str, Any], params: dict[str, Any]) -> Any:
         """The dialect's variant of a prebuilt ``INSERT … ON CONFLICT DO NOTHING
-        RETURNING id``: the new id, or ``None`` when a unique index said no."""
+        RETURNING …``: the returned row, or ``None`` when a unique index said no."""
         dialect = self.session.get_bind().dialect.name
-        return self._run(statements[dialect], params).scalar()
+        return self._run(statements[dialect], params).first()
 
 
 # --- operators and keys ------------------------------------------------------------------
@@ -395,20 +395,14 @@ class RoundRepository(_Repository):
         now: datetime,
         **values: Any,
     ) -> bool:
-        if not values:  # the money path: a cancel's and a debit's moves
-            params = {
-                "round_id": round_id,
-                "from_status": str(from_status),
-                "to_status": str(to_status),
-                "now": now,
-            }
-            return self._run(hot.ROUND_TRANSITION, params).rowcount == 1
-        result = self.session.execute(
-            update(RoundRow)
-            .where(RoundRow.id == round_id, RoundRow.status == str(from_status))
-            .values(status=str(to_status), updated_at=now, **values)
-        )
-        return _rowcount(result) == 1
+        params = {
+            "round_id": round_id,
+            "from_status": str(from_status),
+            "status": str(to_status),
+            "updated_at": now,
+            **values,
+        }
+        return self._run(hot.ROUND_TRANSITION, params).rowcount == 1
 
     def set_prize(self, round_id: int, reel_index: int, prize_id: int) -> None:
         self.session.execute(
@@ -604,8 +598,8 @@ class LedgerRepository(_Repository):
         (the unique indexes decide, so two racing callers cannot both write one).
 
         With ``leased_until`` the row is written already leased to the caller, who is
-        about to send it: one INSERT instead of an INSERT and a ``claim``. The movement is
-        built from what was written, not read back."""
+        about to send it: one INSERT instead of an INSERT and a ``claim``, and its
+        ``RETURNING`` gives the movement as written."""
         # Leased: as ``claim`` would leave it, the first attempt under fencing token 1.
         token = attempts = 1 if leased_until is not None else 0
         values = {
@@ -629,35 +623,8 @@ class LedgerRepository(_Repository):
             "created_at": now,
             "updated_at": now,
         }
-        movement_id = self._run_insert(hot.NEW_MOVEMENT, values)
-        if movement_id is None:
-            return None
-        return MoneyMovement(
-            id=movement_id,
-            operator_id=new.operator_id,
-            idempotency_key=new.idempotency_key,
-            kind=new.kind,
-            reason=new.reason,
-            status=MovementStatus.PENDING,
-            player_external_id=new.player_external_id,
-            amount_minor=new.amount_minor,
-            currency=new.currency,
-            operator_amount_minor=new.operator_amount_minor,
-            operator_currency=new.operator_currency,
-            # As read back: the column keeps the rate's text, so the same Decimal.
-            rate=Decimal(str(new.rate)),
-            round_id=new.round_id,
-            round_public_id=new.round_public_id,
-            inventory_item_id=new.inventory_item_id,
-            lease_token=token,
-            lease_expires_at=leased_until.astimezone(UTC) if leased_until else None,
-            balance_after_minor=None,
-            provider_txn_ref=None,
-            refusal_code=None,
-            attempts=attempts,
-            created_at=now.astimezone(UTC),
-            last_error=None,
-        )
+        written = self._run_insert(hot.NEW_MOVEMENT, values)
+        return _movement(written) if written is not None else None
 
     def rearm(self, movement_id: int, new: NewMovement, now: datetime) -> bool:
         """Reuse a refused movement's key for a new attempt (the wallet does not consume a

@@ -68,10 +68,10 @@ ROUND_FOR_UPDATE = ROUND.with_for_update()
 REELS_OF_ROUND = (
     select(REELS).where(REELS.c.round_id == bindparam("round_id")).order_by(REELS.c.reel_index)
 )
-ROUND_TRANSITION = (
-    update(ROUNDS)
-    .where(ROUNDS.c.id == bindparam("round_id"), ROUNDS.c.status == bindparam("from_status"))
-    .values(status=bindparam("to_status"), updated_at=bindparam("now"))
+# No SET clause of its own: SQLAlchemy sets the columns named by the parameters (the new
+# status, updated_at, and whatever else a move writes, such as the open's key).
+ROUND_TRANSITION = update(ROUNDS).where(
+    ROUNDS.c.id == bindparam("round_id"), ROUNDS.c.status == bindparam("from_status")
 )
 
 # --- the catalog (a cashout prices its item, a cancel checks its boxes) -------------------
@@ -160,14 +160,15 @@ IDEMPOTENCY_COMPLETE = (
 # --- inserts that yield to a conflict -------------------------------------------------------
 
 
-def _insert_or_nothing(table: Table) -> dict[str, Any]:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` per dialect; the values are the
+def _insert_or_nothing(table: Table, *returning: Any) -> dict[str, Any]:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING …`` per dialect; the values are the
     parameters it runs with (their names are the columns)."""
     return {
-        name: dialect.insert(table).on_conflict_do_nothing().returning(table.c.id)
+        name: dialect.insert(table).on_conflict_do_nothing().returning(*returning)
         for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
     }
 
 
-NEW_MOVEMENT = _insert_or_nothing(MOVEMENTS)
-NEW_IDEMPOTENCY_RECORD = _insert_or_nothing(IDEMPOTENCY)
+# The whole row: the movement is what the database wrote, not a copy built beside it.
+NEW_MOVEMENT = _insert_or_nothing(MOVEMENTS, *MOVEMENTS.c)
+NEW_IDEMPOTENCY_RECORD = _insert_or_nothing(IDEMPOTENCY, IDEMPOTENCY.c.id)
