@@ -34,19 +34,6 @@ class SignedRequest:
     timestamp: str | None
     signature: str | None
 
-    @classmethod
-    def from_headers(
-        cls, method: str, path: str, body: bytes, headers: dict[str, str]
-    ) -> SignedRequest:
-        return cls(
-            method=method,
-            path=path,
-            body=body,
-            key_id=headers.get(HEADER_KEY_ID),
-            timestamp=headers.get(HEADER_TIMESTAMP),
-            signature=headers.get(HEADER_SIGNATURE),
-        )
-
 
 class Authenticator:
     def __init__(
@@ -89,7 +76,15 @@ def authenticate_s2s_request() -> None:
     schema (400). The signature covers the exact bytes received.
     """
     body = request.get_data(cache=True)
-    signed = SignedRequest.from_headers(request.method, request.path, body, dict(request.headers))
+    headers = request.headers  # case-insensitive, read in place
+    signed = SignedRequest(
+        method=request.method,
+        path=request.path,
+        body=body,
+        key_id=headers.get(HEADER_KEY_ID),
+        timestamp=headers.get(HEADER_TIMESTAMP),
+        signature=headers.get(HEADER_SIGNATURE),
+    )
     g.operator = container().authenticator.authenticate(signed)
     if request.method == "POST" and request.mimetype != "application/json":
         raise UnsupportedMediaType()
