@@ -448,18 +448,20 @@ CASHOUT_BODY = (
     '{"balanceAfterMinor":1000000000001050,"item":{"cashbackMinor":350,"currency":"EUR",'
     '"inventoryItemId":2768,"state":"cashed_back"}}\n'
 )
+# A cashout's answer as the guard completes it, as long as real ones are.
+CASHOUT_ANSWER = IdempotencyRecord(
+    state="completed",
+    endpoint="cashout",
+    fingerprint=FULL_FINGERPRINT,
+    request_id="7820870c083e49c79fe84c49f3d4dd7e",
+    created_at="2026-11-22T00:37:45.559848+00:00",
+    status=200,
+    body=CASHOUT_BODY,
+)
 
 
 def test_a_completed_record_is_stored_compactly_and_read_back_whole(store, client, prefix):
-    answer = IdempotencyRecord(
-        state="completed",
-        endpoint="cashout",
-        fingerprint=FULL_FINGERPRINT,
-        request_id="7820870c083e49c79fe84c49f3d4dd7e",
-        created_at="2026-11-22T00:37:45.559848+00:00",
-        status=200,
-        body=CASHOUT_BODY,
-    )
+    answer = CASHOUT_ANSWER
 
     store.complete(SCOPE, KEY, answer, ttl_seconds=3600)
 
@@ -483,15 +485,7 @@ def test_a_completed_cashout_record_stays_under_the_memory_target(store, client,
     """Issue 5: at most 512 bytes of Redis memory per completed record. The value must
     stay within jemalloc's 320-byte class: with the key and Redis's own entries that is
     about 410 bytes (MEMORY USAGE), where the 384-byte class would already be ~470."""
-    answer = IdempotencyRecord(
-        state="completed",
-        endpoint="cashout",
-        fingerprint=FULL_FINGERPRINT,
-        request_id="7820870c083e49c79fe84c49f3d4dd7e",
-        created_at="2026-11-22T00:37:45.559848+00:00",
-        status=200,
-        body=CASHOUT_BODY,
-    )
+    answer = CASHOUT_ANSWER
 
     store.complete(SCOPE, "cashback:inventory:2768", answer, ttl_seconds=3600)
 
