@@ -33,8 +33,8 @@ from typing import Any
 from bench.stack import WALLET_SECRET, PostgresServer, base_env
 from lootbox.domain.records import WalletSettings
 from lootbox.ports import WalletAccepted, WalletMoneyCall
-from lootbox.signing import signed_headers
 from lootbox.wallet import HttpWallet
+from tests.e2e.conftest import Creds, SignedClient
 from tests.fakes import FakeWallet, box_doc
 from tests.processes import start_refwallet, stop_process
 from tests.redis_server import start_private_redis
@@ -52,21 +52,6 @@ def fresh_database(postgres: PostgresServer) -> Iterator[str]:
     finally:
         with postgres.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-class SignedTestClient:
-    def __init__(self, app: Any, key_id: str, secret: str) -> None:
-        self.client = app.test_client()
-        self.key_id = key_id
-        self.secret = secret
-
-    def post(self, path: str, document: dict[str, Any]) -> Any:
-        body = json.dumps(document).encode()
-        headers = signed_headers(self.secret, int(time.time()), "POST", path, body)
-        headers |= {"X-Key-Id": self.key_id, "Content-Type": "application/json"}
-        reply = self.client.post(path, data=body, headers=headers)
-        assert reply.status_code == 200, (path, reply.status_code, reply.get_data())
-        return reply.get_json()
 
 
 def cpu_ms_per_call(calls: Sequence[Callable[[], object]]) -> float:
@@ -171,10 +156,15 @@ def measure(app: Any, tmp: Path, n: int, profile: bool) -> dict[str, float]:
     catalog = tmp / "catalog.json"
     catalog.write_text(json.dumps({"boxes": [box_doc("gold")]}))
     version = cli("catalog", "import", "inprocess", str(catalog))["boxes"][0]["boxVersionId"]
-    api = SignedTestClient(app, creds["keyId"], creds["secret"])
+    signed = SignedClient(app, Creds("inprocess", "EUR", creds["keyId"], creds["secret"]))
+
+    def post(path: str, document: dict[str, Any]) -> Any:
+        reply = signed.post(path, document)
+        assert reply.status == 200, (path, reply.status, reply.data)
+        return reply.json
 
     def purchase(player: str) -> int:
-        outcome = api.post(
+        outcome = post(
             "/api/s2s/purchase",
             {
                 "playerExternalId": player,
@@ -188,7 +178,7 @@ def measure(app: Any, tmp: Path, n: int, profile: bool) -> dict[str, float]:
 
     def cashout(player: str, item: int) -> Callable[[], object]:
         body = {"playerExternalId": player, "inventoryItemId": item}
-        return lambda: api.post("/api/s2s/cashout", body)
+        return lambda: post("/api/s2s/cashout", body)
 
     batches = 3 if profile else 2  # warm-up, measured, profiled
     players = [f"p{i}" for i in range(n * batches)]
