@@ -78,6 +78,9 @@ def results_table(rows: list[Row], with_size: bool = False) -> str:
     rounds = any(len(row.extra.get("samples", [])) > 1 for row in rows)
     if rounds:
         head.insert(head.index("req/s") + 1, "req/s per round")
+    paired = any(row.extra.get("paired_baseline_rps") for row in rows)
+    if paired:
+        head.insert(head.index("× baseline") + 1, "baseline just before, req/s")
     counted = any(row.exact is not None for row in rows)
     exact_columns = ("SQL stmts/req", "SQL txns/req", "Redis round trips/req")
     if not counted:
@@ -103,6 +106,10 @@ def results_table(rows: list[Row], with_size: bool = False) -> str:
             _num(row.p50_ms, 1),
             _num(row.p99_ms, 1),
             _ratio(row.ratio),
+        ]
+        if paired:
+            cells.append(_num(row.extra.get("paired_baseline_rps")) if not baseline else "—")
+        cells += [
             f"{row.requests:,}",
             str(row.errors),
         ]
@@ -296,12 +303,46 @@ def _status(ok: bool, *rows: Row | None) -> str:
 def _ratio_target(name: str, row: Row | None, ref: Row | None, threshold: float) -> Target:
     if row is None or ref is None or row.rps is None or ref.rps is None or ref.rps == 0:
         return Target(name, "not measured", f"≥ {threshold}", "n/a")
+    paired = row.extra.get("paired_ratio")
+    if ref.key == "baseline" and paired is not None:
+        # Against the baseline measured right before the scenario (``bench.run.pair``);
+        # the ratio to the first baseline of the run is shown too.
+        rounds = len(row.extra.get("samples", [])) or 1
+        of = f"median of {rounds} rounds; " if rounds > 1 else ""
+        return Target(
+            name,
+            f"{paired:.3f} ({of}{row.rps:,.0f} req/s against"
+            f" {row.extra['paired_baseline_rps']:,.0f} of the baseline measured just before"
+            f" it; {row.rps / ref.rps:.3f} against the run's first baseline)",
+            f"≥ {threshold}",
+            _status(paired >= threshold, row, ref),
+        )
     ratio = row.rps / ref.rps
     return Target(
         name,
         f"{ratio:.3f} ({row.rps:,.0f} / {ref.rps:,.0f} req/s)",
         f"≥ {threshold}",
         _status(ratio >= threshold, row, ref),
+    )
+
+
+def _paired_size_target(name: str, big: Row | None, little: Row | None) -> Target | None:
+    """Size against size through each one's paired baseline: how much of the baseline's
+    rate each size keeps, so that a machine slower during one size's rounds does not pass
+    for a cost of the database's size."""
+    if big is None or little is None:
+        return None
+    big_ratio, little_ratio = big.extra.get("paired_ratio"), little.extra.get("paired_ratio")
+    if not big_ratio or not little_ratio or big.rps is None or little.rps is None:
+        return None
+    ratio = big_ratio / little_ratio
+    return Target(
+        name,
+        f"{ratio:.3f} ({big_ratio:.3f} / {little_ratio:.3f} of the baseline measured just"
+        f" before each; raw req/s {big.rps:,.0f} / {little.rps:,.0f} ="
+        f" {big.rps / little.rps:.3f})",
+        "≥ 0.9",
+        _status(ratio >= 0.9, big, little),
     )
 
 
@@ -381,9 +422,8 @@ def scale_targets(run: Run, delay_ms: int) -> list[Target]:
     found = []
     for key in ("replay", "cashout", f"cashout_{delay_ms}ms", "cancel", f"cancel_{delay_ms}ms"):
         big, little = run.row(key, large), run.row(key, small)
-        target = _ratio_target(
-            f"{key}: {_size(large)} items ≥ 0.9× {_size(small)} items", big, little, 0.9
-        )
+        name = f"{key}: {_size(large)} items ≥ 0.9× {_size(small)} items"
+        target = _paired_size_target(name, big, little) or _ratio_target(name, big, little, 0.9)
         if _cpu_total(big) > 0 and _cpu_total(little) > 0:
             # The same comparison in CPU per request, which other work moves far less.
             target = Target(
@@ -493,6 +533,7 @@ def render(run: Run, duration_s: float) -> str:
             " app's own counters are shown"
         )
         + "; Redis commands under load include commands run inside Lua scripts."
+        + _pairing_note(run)
     )
     parts.append(results_table(run.rows, with_size=run.mode == "scale"))
     found = targets(run, wait_s, delay_ms)
@@ -525,6 +566,18 @@ def render(run: Run, duration_s: float) -> str:
         parts.append(block)
     parts.append("Run record:\n\n" + record_block(run))
     return "\n\n".join(parts) + "\n"
+
+
+def _pairing_note(run: Run) -> str:
+    seconds = run.record.get("load_generator", {}).get("paired_baseline_s")
+    if not seconds or not any(row.extra.get("paired_ratio") for row in run.rows):
+        return ""
+    return (
+        f" Each scenario's × baseline is its ratio to the baseline measured again for"
+        f" {seconds:g} s right before it (the baseline server stays up, idle, all run), so"
+        " that the machine's drift between the first baseline and a scenario minutes later"
+        " cancels out; with rounds, the median of the rounds' ratios."
+    )
 
 
 def replace_section(document: str, section: str, body: str) -> str:

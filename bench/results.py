@@ -143,6 +143,19 @@ def _median(values: list[float | None]) -> float | None:
     return median(present) if present else None
 
 
+_PAIRED = ("paired_ratio", "paired_baseline_rps")
+
+
+def _paired(samples: list[Row]) -> dict[str, float]:
+    """The median of the rounds' ratios to their own paired baselines (not the ratio of
+    the medians: each round is compared with the baseline measured next to it)."""
+    ratios = [r.extra["paired_ratio"] for r in samples if r.extra.get("paired_ratio")]
+    baselines = [r.extra["paired_baseline_rps"] for r in samples if r.extra.get("paired_ratio")]
+    if len(ratios) != len(samples):
+        return {}
+    return {"paired_ratio": median(ratios), "paired_baseline_rps": median(baselines)}
+
+
 def aggregate(samples: list[Row]) -> Row:
     """Rounds of one scenario as one row: medians of the rates, latencies and costs, sums
     of the counts, any flag of any round. The rounds stay listed in ``extra["samples"]``."""
@@ -180,10 +193,12 @@ def aggregate(samples: list[Row]) -> Row:
             metrics_redis=_median([r.load.metrics_redis for r in samples]),
         ),
         extra={
-            **first.extra,
+            **{k: v for k, v in first.extra.items() if k not in _PAIRED},
+            **_paired(samples),
             "samples": [
                 {
                     "rps": r.rps,
+                    "paired_ratio": r.extra.get("paired_ratio"),
                     "p50_ms": r.p50_ms,
                     "p99_ms": r.p99_ms,
                     "others": r.cpu_others,

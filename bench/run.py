@@ -140,6 +140,7 @@ class Options:
     render: Path | None
     force_docs: bool
     profile: bool
+    pair_s: float  # the baseline measured again right before each scenario; 0: not
 
 
 def log(message: str) -> None:
@@ -202,6 +203,10 @@ class Bench:
         self.tenant: Tenant | None = None
         self.counts: dict[str, Counts] = {}
         self.baseline_rps: float | None = None
+        # The baseline's server stays up for the whole run, idle between its measurements,
+        # so that it can be measured again right before each scenario (``paired_baseline``).
+        self.baseline_server: Gunicorn | None = None
+        self.baseline_request: SignedRequest | None = None
         self.profile_dir = PROFILES_DIR / run_stamp(run)
 
     # --- set-up ---------------------------------------------------------------------------
@@ -234,6 +239,7 @@ class Bench:
             "counting_pass_requests": self.options.count,
             "storm_requests": self.options.storm,
             "wallet_delay_ms": self.options.delay_ms,
+            "paired_baseline_s": self.options.pair_s,
         }
 
     def wanted(self, scenario: Scenario) -> bool:
@@ -374,6 +380,9 @@ class Bench:
         mode: str,
         pool: int | None,
     ) -> Row:
+        """One wrk run of ``scenario`` with what it cost each process; a scenario other than
+        the baseline is paired with the baseline measured right before it."""
+        paired_rps = self.paired_baseline() if scenario.kind != "baseline" else None
         self.stack.wallet_delay(scenario.delay_ms)
         before_cs = redis_commandstats(self.redis)
         before_metrics = app_metrics(server.url)
@@ -424,7 +433,7 @@ class Bench:
             commandstats_delta(before_cs, after_cs),
             metrics_delta(before_metrics, after_metrics),
         )
-        return row
+        return pair(row, paired_rps)
 
     def start_profile(self, server: Gunicorn, scenario: Scenario) -> profile.Recording | None:
         """With ``--profile``: py-spy on gunicorn's master and, through it, every worker,
@@ -465,15 +474,38 @@ class Bench:
             return None
         return self.current.size
 
-    def baseline(self) -> Row:
+    def baseline(self, server: Gunicorn) -> Row:
         scenario = scenarios(self.options.delay_ms, self.options.storm)[0]
         log("baseline: bare Flask app under the same gunicorn configuration")
-        with self.app_server("bench.baseline_app:app", "baseline") as server:
-            request = self.build(scenario, 1)[0]
-            self.warm_up(server, request)
-            row = self.measure_wrk(server, scenario, [request], "cycle", None)
+        request = self.build(scenario, 1)[0]
+        self.warm_up(server, request)
+        row = self.measure_wrk(server, scenario, [request], "cycle", None)
         self.baseline_rps = row.rps
+        self.baseline_server, self.baseline_request = server, request
         return row
+
+    def paired_baseline(self) -> float | None:
+        """The baseline's req/s again, measured for ``pair_s`` seconds right before a
+        scenario. This machine's speed drifts by tens of percent within minutes (other
+        work, the host), so a scenario divided by a baseline measured minutes earlier
+        mostly measures the drift; divided by the baseline measured next to it, the drift
+        cancels out (``pair``). ``None`` when pairing is off."""
+        server, request = self.baseline_server, self.baseline_request
+        if self.options.pair_s <= 0 or server is None or request is None:
+            return None
+        # Idle since its last run: warmed up first, as for every measurement. Measured
+        # cold, its first 2 s ran at 2,099 req/s against 5,358 minutes before (trial run),
+        # which would have inflated the scenario's ratio 2.5 times.
+        self.warm_up(server, request)
+        result = run_wrk(
+            server.url,
+            [request],
+            host_header=server.host_header,
+            duration_s=self.options.pair_s,
+            connections=self.options.connections,
+            mode="cycle",
+        )
+        return result.rps
 
     def scenario_under_load(self, server: Gunicorn, scenario: Scenario) -> Row:
         if scenario.kind == "storm":
@@ -712,7 +744,10 @@ class Bench:
         self.run.memory = self.memory_per_record()
 
     def finish_row(self, row: Row) -> None:
-        if self.baseline_rps and row.rps is not None:
+        paired = row.extra.get("paired_ratio")
+        if paired is not None:
+            row.ratio = paired
+        elif self.baseline_rps and row.rps is not None:
             row.ratio = row.rps / self.baseline_rps
         if row.key in self.counts:
             row.exact = self.counts[row.key]
@@ -779,20 +814,30 @@ class Bench:
             busy_share(idle_before, cpu_jiffies()), 3
         )
         wanted = [s for s in scenarios(self.options.delay_ms, self.options.storm) if self.wanted(s)]
-        baseline = self.baseline()
-        self.finish_row(baseline)
-        log(report.row_line(baseline))
-        if self.options.mode == "scale":
-            self.scale_pass(wanted)
-        else:
-            if self.options.count > 0:
-                self.counting_pass(wanted)
-            self.main_pass(wanted)
+        with self.app_server("bench.baseline_app:app", "baseline") as baseline_server:
+            baseline = self.baseline(baseline_server)
+            self.finish_row(baseline)
+            log(report.row_line(baseline))
+            if self.options.mode == "scale":
+                self.scale_pass(wanted)
+            else:
+                if self.options.count > 0:
+                    self.counting_pass(wanted)
+                self.main_pass(wanted)
+        self.baseline_server = None
         self.run.record["machine"]["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
 
     def close(self) -> None:
         for tenant in self.tenants:
             tenant.conn.close()
+
+
+def pair(row: Row, baseline_rps: float | None) -> Row:
+    """Note on ``row`` the baseline measured right before it and the ratio to it."""
+    if baseline_rps and row.rps is not None:
+        row.extra["paired_baseline_rps"] = baseline_rps
+        row.extra["paired_ratio"] = row.rps / baseline_rps
+    return row
 
 
 def _nth(repeat: int, repeats: int) -> str:
@@ -860,6 +905,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--repeat", type=int, help="rounds of the measured runs, rows are medians (1; scale 3)"
     )
+    parser.add_argument(
+        "--pair",
+        type=float,
+        help="seconds of baseline measured again right before each scenario, for its ratio"
+        " (5; quick 2; 0: compare with the first baseline only)",
+    )
     parser.add_argument("--max-pool", type=int, default=400_000, help="fresh subjects per scenario")
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY (default: the config's)")
     parser.add_argument("--threads", type=int, help="GUNICORN_THREADS (default: the config's)")
@@ -911,6 +962,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         render=args.render,
         force_docs=args.write_docs,
         profile=args.profile,
+        pair_s=args.pair if args.pair is not None else (2.0 if quick else 5.0),
     )
 
 

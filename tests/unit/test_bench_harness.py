@@ -44,7 +44,7 @@ from bench.profile import (
 )
 from bench.report import render, replace_section, results_table, targets
 from bench.results import Counts, Row, Run, aggregate
-from bench.run import aggregate_rows, parse_args
+from bench.run import aggregate_rows, pair, parse_args
 from bench.storm import percentile
 from bench.wrk import parse_result
 from lootbox.signing import signature_matches
@@ -363,6 +363,87 @@ def test_a_saved_run_renders_the_same_after_a_round_trip_through_json() -> None:
     assert again.rows[1].statuses == {200: 9, 503: 1}
     assert again.rows[1].flags == row.flags
     assert render(again, 20) == render(run, 20)
+
+
+# --- the baseline measured again right before each scenario ----------------------------------
+
+
+def test_a_scenario_is_compared_with_the_baseline_measured_right_before_it() -> None:
+    first_baseline = Row("baseline", "1", rps=8000.0)
+    # The machine slowed down between the first baseline and the replay.
+    replay = pair(Row("replay", "2", rps=3000.0), baseline_rps=5000.0)
+
+    found = {t.name: t for t in targets(_run([first_baseline, replay]), 2.0, 50)}
+    target = found["replay ≥ 0.6× baseline"]
+
+    assert replay.extra["paired_ratio"] == 0.6
+    assert target.status == "PASS"
+    assert "3,000 req/s against 5,000 of the baseline measured just before it" in target.measured
+    assert "0.375 against the run's first baseline" in target.measured
+
+
+def test_without_a_paired_baseline_the_first_baseline_is_used() -> None:
+    replay = pair(Row("replay", "2", rps=3000.0), baseline_rps=None)
+
+    found = {t.name: t for t in targets(_run([Row("baseline", "1", rps=8000.0), replay]), 2.0, 50)}
+
+    assert "paired_ratio" not in replay.extra
+    assert found["replay ≥ 0.6× baseline"].status == "FAIL"
+    assert found["replay ≥ 0.6× baseline"].measured == "0.375 (3,000 / 8,000 req/s)"
+
+
+def test_rounds_keep_the_median_of_their_own_paired_ratios() -> None:
+    # Ratios 0.5, 0.6, 0.4: the median ratio (0.5) is not the median rate (300) divided by
+    # the median baseline (600).
+    rounds = [
+        pair(Row("replay", "2", rps=300.0), 600.0),
+        pair(Row("replay", "2", rps=420.0), 700.0),
+        pair(Row("replay", "2", rps=200.0), 500.0),
+    ]
+
+    row = aggregate(rounds)
+
+    assert row.extra["paired_ratio"] == 0.5
+    assert row.extra["paired_baseline_rps"] == 600.0
+    assert [s["paired_ratio"] for s in row.extra["samples"]] == [0.5, 0.6, 0.4]
+
+
+def test_a_round_without_a_paired_baseline_leaves_the_row_unpaired() -> None:
+    row = aggregate([pair(Row("replay", "2", rps=300.0), 600.0), Row("replay", "2", rps=280.0)])
+
+    assert "paired_ratio" not in row.extra
+
+
+def test_sizes_are_compared_through_their_paired_baselines() -> None:
+    # Raw req/s fall by 20 % from 1k to 1M items, but the baseline fell as much: the
+    # machine was slower, the database's size cost nothing.
+    small = pair(Row("replay", "2", rps=2000.0, size=1000), 8000.0)
+    large = pair(Row("replay", "2", rps=1600.0, size=1_000_000), 6400.0)
+    run = _run([small, large])
+    run.mode = "scale"
+
+    found = {t.name: t for t in targets(run, 2.0, 50)}
+    target = found["replay: 1M items ≥ 0.9× 1k items"]
+
+    assert target.status == "PASS"
+    assert target.measured.startswith("1.000 (0.250 / 0.250 of the baseline measured just before")
+    assert "raw req/s 1,600 / 2,000 = 0.800" in target.measured
+
+
+def test_the_results_table_shows_the_paired_baseline_of_each_row() -> None:
+    row = pair(Row("replay", "2. replay", rps=3000.0, requests=10), 5000.0)
+    row.ratio = row.extra["paired_ratio"]
+
+    table = results_table([Row("baseline", "1. baseline", rps=8000.0), row])
+
+    assert "| × baseline | baseline just before, req/s |" in table
+    assert "| 2. replay | 3,000 | n/a | n/a | 0.60 | 5,000 | 10 | 0 |" in table
+
+
+def test_pairing_is_on_by_default_and_can_be_turned_off() -> None:
+    assert parse_args([]).pair_s == 5.0
+    assert parse_args(["--quick"]).pair_s == 2.0
+    assert parse_args(["--pair", "0"]).pair_s == 0.0
 
 
 # --- py-spy profiles (bench/profile.py) ---------------------------------------------------
