@@ -39,7 +39,11 @@ def _ratio(value: float | None) -> str:
 def row_line(row: Row) -> str:
     """One line per finished scenario, for the progress log."""
     rate = f"{row.rps:,.0f} req/s" if row.rps is not None else f"{row.requests} requests"
-    ratio = f" ({row.ratio:.2f}× baseline)" if row.ratio is not None else ""
+    paired = row.extra.get("paired_ratio")
+    if paired is not None:
+        ratio = f" ({paired:.3f}× the baseline just before it)"
+    else:
+        ratio = f" ({row.ratio:.2f}× baseline)" if row.ratio is not None else ""
     flags = f"  [{'; '.join(row.flags)}]" if row.flags else ""
     return (
         f"{row.key}: {rate}{ratio}, p50 {_num(row.p50_ms, 1)} ms,"
@@ -108,7 +112,8 @@ def results_table(rows: list[Row], with_size: bool = False) -> str:
             _ratio(row.ratio),
         ]
         if paired:
-            cells.append(_num(row.extra.get("paired_baseline_rps")) if not baseline else "—")
+            paired_rps = row.extra.get("paired_baseline_rps")
+            cells.append(_num(paired_rps) if paired_rps else "—")
         cells += [
             f"{row.requests:,}",
             str(row.errors),

@@ -42,7 +42,7 @@ from bench.profile import (
     summarize,
     summarize_files,
 )
-from bench.report import render, replace_section, results_table, targets
+from bench.report import render, replace_section, results_table, row_line, targets
 from bench.results import Counts, Row, Run, aggregate
 from bench.run import aggregate_rows, pair, parse_args
 from bench.storm import percentile
@@ -438,6 +438,14 @@ def test_the_results_table_shows_the_paired_baseline_of_each_row() -> None:
 
     assert "| × baseline | baseline just before, req/s |" in table
     assert "| 2. replay | 3,000 | n/a | n/a | 0.60 | 5,000 | 10 | 0 |" in table
+
+
+def test_the_progress_line_gives_the_paired_ratio_as_soon_as_the_scenario_ends() -> None:
+    row = pair(Row("replay", "2", rps=3000.0, p50_ms=1.0, p99_ms=2.0), 5000.0)
+
+    assert row_line(row) == (
+        "replay: 3,000 req/s (0.600× the baseline just before it), p50 1.0 ms, p99 2.0 ms"
+    )
 
 
 def test_pairing_is_on_by_default_and_can_be_turned_off() -> None:
