@@ -149,8 +149,9 @@ _PAIRED = ("paired_ratio", "paired_baseline_rps")
 def _paired(samples: list[Row]) -> dict[str, float]:
     """The median of the rounds' ratios to their own paired baselines (not the ratio of
     the medians: each round is compared with the baseline measured next to it)."""
-    ratios = [r.extra["paired_ratio"] for r in samples if r.extra.get("paired_ratio")]
-    baselines = [r.extra["paired_baseline_rps"] for r in samples if r.extra.get("paired_ratio")]
+    paired = [r for r in samples if r.extra.get("paired_ratio") is not None]
+    ratios = [r.extra["paired_ratio"] for r in paired]
+    baselines = [r.extra["paired_baseline_rps"] for r in paired]
     if len(ratios) != len(samples):
         return {}
     return {"paired_ratio": median(ratios), "paired_baseline_rps": median(baselines)}

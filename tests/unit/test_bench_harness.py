@@ -378,7 +378,7 @@ def test_a_scenario_is_compared_with_the_baseline_measured_right_before_it() -> 
 
     assert replay.extra["paired_ratio"] == 0.6
     assert target.status == "PASS"
-    assert "3,000 req/s against 5,000 of the baseline measured just before it" in target.measured
+    assert "3,000 req/s and 5,000 for the baseline measured just before it" in target.measured
     assert "0.375 against the run's first baseline" in target.measured
 
 
@@ -393,19 +393,19 @@ def test_without_a_paired_baseline_the_first_baseline_is_used() -> None:
 
 
 def test_rounds_keep_the_median_of_their_own_paired_ratios() -> None:
-    # Ratios 0.5, 0.6, 0.4: the median ratio (0.5) is not the median rate (300) divided by
-    # the median baseline (600).
+    # Ratios 0.2, 0.4, 0.6: the median ratio (0.4) is not the median rate (300) divided by
+    # the median baseline (500), which is 0.6.
     rounds = [
-        pair(Row("replay", "2", rps=300.0), 600.0),
-        pair(Row("replay", "2", rps=420.0), 700.0),
-        pair(Row("replay", "2", rps=200.0), 500.0),
+        pair(Row("replay", "2", rps=100.0), 500.0),
+        pair(Row("replay", "2", rps=400.0), 1000.0),
+        pair(Row("replay", "2", rps=300.0), 500.0),
     ]
 
     row = aggregate(rounds)
 
-    assert row.extra["paired_ratio"] == 0.5
-    assert row.extra["paired_baseline_rps"] == 600.0
-    assert [s["paired_ratio"] for s in row.extra["samples"]] == [0.5, 0.6, 0.4]
+    assert row.extra["paired_ratio"] == 0.4
+    assert (row.rps, row.extra["paired_baseline_rps"]) == (300.0, 500.0)
+    assert [s["paired_ratio"] for s in row.extra["samples"]] == [0.2, 0.4, 0.6]
 
 
 def test_a_round_without_a_paired_baseline_leaves_the_row_unpaired() -> None:
@@ -428,6 +428,19 @@ def test_sizes_are_compared_through_their_paired_baselines() -> None:
     assert target.status == "PASS"
     assert target.measured.startswith("1.000 (0.250 / 0.250 of the baseline measured just before")
     assert "raw req/s 1,600 / 2,000 = 0.800" in target.measured
+
+
+def test_the_slow_wallet_is_compared_with_the_instant_one_through_their_paired_baselines() -> None:
+    # The machine was a third slower while the slow-wallet scenario ran.
+    instant = pair(Row("cashout", "3a", rps=200.0), 6000.0)
+    slow = pair(Row("cashout_50ms", "3b", rps=100.0), 4000.0)
+
+    found = {t.name: t for t in targets(_run([instant, slow]), 2.0, 50)}
+    target = found["cashout, wallet 50 ms ≥ 0.5× wallet instant"]
+
+    assert target.status == "PASS"
+    assert target.measured.startswith("0.750 (0.025 / 0.033 of the baseline measured just")
+    assert "raw req/s 100 / 200 = 0.500" in target.measured
 
 
 def test_the_results_table_shows_the_paired_baseline_of_each_row() -> None:
