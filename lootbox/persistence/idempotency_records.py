@@ -121,10 +121,7 @@ class IdempotencyRecordRepository(_Repository):
         now: datetime,
         expires_at: datetime,
     ) -> bool:
-        params = {
-            "of_operator": operator_id,
-            "key": key,
-            "token": lease_token,
+        params = _held(operator_id, key, lease_token) | {
             "status": status,
             "body": body,
             "now": now,
@@ -135,27 +132,11 @@ class IdempotencyRecordRepository(_Repository):
     def suspend(self, *, operator_id: int, key: str, lease_token: int, now: datetime) -> None:
         """Free the lease but keep the record and its fingerprint: the outcome may have
         moved money, so the next attempt with this key must be the same request."""
-        self.session.execute(
-            update(IdempotencyRecordRow)
-            .where(*self._held(operator_id, key, lease_token))
-            .values(lease_expires_at=now)
-        )
+        self._run(hot.IDEMPOTENCY_SUSPEND, _held(operator_id, key, lease_token) | {"now": now})
 
     def release(self, *, operator_id: int, key: str, lease_token: int) -> None:
         """Forget a non-final attempt so that a retry re-evaluates from scratch."""
-        self.session.execute(
-            delete(IdempotencyRecordRow).where(*self._held(operator_id, key, lease_token))
-        )
-
-    @staticmethod
-    def _held(operator_id: int, key: str, lease_token: int) -> tuple[Any, ...]:
-        """The record is still in progress under this caller's lease (fencing token)."""
-        return (
-            IdempotencyRecordRow.operator_id == operator_id,
-            IdempotencyRecordRow.idempotency_key == key,
-            IdempotencyRecordRow.state == "in_progress",
-            IdempotencyRecordRow.lease_token == lease_token,
-        )
+        self._run(hot.IDEMPOTENCY_RELEASE, _held(operator_id, key, lease_token))
 
     @staticmethod
     def _select(operator_id: int, key: str):  # type: ignore[no-untyped-def]
@@ -163,6 +144,11 @@ class IdempotencyRecordRepository(_Repository):
             IdempotencyRecordRow.operator_id == operator_id,
             IdempotencyRecordRow.idempotency_key == key,
         )
+
+
+def _held(operator_id: int, key: str, lease_token: int) -> dict[str, Any]:
+    """The parameters of the fenced writes (``statements._HELD``): this caller's lease."""
+    return {"of_operator": operator_id, "key": key, "token": lease_token}
 
 
 def _record(row: IdempotencyRecordRow) -> IdempotencyRecord:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lootbox.domain.records import MovementReason, MovementStatus
@@ -140,14 +140,17 @@ MOVEMENT_RELEASED = _fenced_update(lease_expires_at=bindparam("now"), last_error
 
 # --- the durable idempotency records --------------------------------------------------------
 
+# The record is still in progress under the caller's lease (fencing token): a writer whose
+# lease was taken over (its worker stalled past it) changes nothing.
+_HELD = (
+    IDEMPOTENCY.c.operator_id == bindparam("of_operator"),
+    IDEMPOTENCY.c.idempotency_key == bindparam("key"),
+    IDEMPOTENCY.c.state == "in_progress",
+    IDEMPOTENCY.c.lease_token == bindparam("token"),
+)
 IDEMPOTENCY_COMPLETE = (
     update(IDEMPOTENCY)
-    .where(
-        IDEMPOTENCY.c.operator_id == bindparam("of_operator"),
-        IDEMPOTENCY.c.idempotency_key == bindparam("key"),
-        IDEMPOTENCY.c.state == "in_progress",
-        IDEMPOTENCY.c.lease_token == bindparam("token"),
-    )
+    .where(*_HELD)
     .values(
         state="completed",
         status_code=bindparam("status"),
@@ -156,6 +159,8 @@ IDEMPOTENCY_COMPLETE = (
         expires_at=bindparam("expires"),
     )
 )
+IDEMPOTENCY_SUSPEND = update(IDEMPOTENCY).where(*_HELD).values(lease_expires_at=bindparam("now"))
+IDEMPOTENCY_RELEASE = delete(IDEMPOTENCY).where(*_HELD)
 
 # --- inserts that yield to a conflict -------------------------------------------------------
 
