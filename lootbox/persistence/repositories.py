@@ -600,30 +600,8 @@ class LedgerRepository(_Repository):
         With ``leased_until`` the row is written already leased to the caller, who is
         about to send it: one INSERT instead of an INSERT and a ``claim``, and its
         ``RETURNING`` gives the movement as written."""
-        # Leased: as ``claim`` would leave it, the first attempt under fencing token 1.
-        token = attempts = 1 if leased_until is not None else 0
-        values = {
-            "operator_id": new.operator_id,
-            "idempotency_key": new.idempotency_key,
-            "kind": str(new.kind),
-            "reason": str(new.reason),
-            "status": str(MovementStatus.PENDING),
-            "player_external_id": new.player_external_id,
-            "amount_minor": new.amount_minor,
-            "currency": new.currency,
-            "operator_amount_minor": new.operator_amount_minor,
-            "operator_currency": new.operator_currency,
-            "rate": str(new.rate),
-            "round_id": new.round_id,
-            "round_public_id": new.round_public_id,
-            "inventory_item_id": new.inventory_item_id,
-            "lease_token": token,
-            "lease_expires_at": leased_until,
-            "attempts": attempts,
-            "created_at": now,
-            "updated_at": now,
-        }
-        written = self._run_insert(hot.NEW_MOVEMENT, values)
+        row = new_movement_row(new, now, leased_until=leased_until)
+        written = self._run_insert(hot.NEW_MOVEMENT, row)
         return _movement(written) if written is not None else None
 
     def rearm(self, movement_id: int, new: NewMovement, now: datetime) -> bool:
@@ -704,6 +682,36 @@ class LedgerRepository(_Repository):
         # changes nothing.
         params = {"movement_id": movement_id, "token": token, "now": now, **values}
         return self._run(statement, params).rowcount == 1
+
+
+def new_movement_row(
+    new: NewMovement, now: datetime, *, leased_until: datetime | None = None
+) -> dict[str, Any]:
+    """The columns of a new pending movement: never sent, or (``leased_until``) leased to
+    the caller about to send it, as ``claim`` would leave it: the first attempt under
+    fencing token 1."""
+    token = attempts = 1 if leased_until is not None else 0
+    return {
+        "operator_id": new.operator_id,
+        "idempotency_key": new.idempotency_key,
+        "kind": str(new.kind),
+        "reason": str(new.reason),
+        "status": str(MovementStatus.PENDING),
+        "player_external_id": new.player_external_id,
+        "amount_minor": new.amount_minor,
+        "currency": new.currency,
+        "operator_amount_minor": new.operator_amount_minor,
+        "operator_currency": new.operator_currency,
+        "rate": str(new.rate),
+        "round_id": new.round_id,
+        "round_public_id": new.round_public_id,
+        "inventory_item_id": new.inventory_item_id,
+        "lease_token": token,
+        "lease_expires_at": leased_until,
+        "attempts": attempts,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _movement(row: MoneyMovementRow | Row[Any]) -> MoneyMovement:

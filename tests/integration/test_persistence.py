@@ -29,7 +29,7 @@ from lootbox.persistence.database import (
     make_session_factory,
 )
 from lootbox.persistence.models import MoneyMovementRow, OperatorRow, RoundRow
-from lootbox.persistence.repositories import BoxSpec, NewMovement, PrizeSpec
+from lootbox.persistence.repositories import BoxSpec, NewMovement, PrizeSpec, new_movement_row
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 LEASE = timedelta(seconds=15)
@@ -247,28 +247,7 @@ def settle_accepted(uow: UowFactory, movement_id: int) -> None:
 
 def movement_row(new: NewMovement, **overrides: Any) -> dict[str, Any]:
     """The columns of a pending movement, for inserts that bypass the repository."""
-    values = {
-        "operator_id": new.operator_id,
-        "idempotency_key": new.idempotency_key,
-        "kind": str(new.kind),
-        "reason": str(new.reason),
-        "status": "pending",
-        "player_external_id": new.player_external_id,
-        "amount_minor": new.amount_minor,
-        "currency": new.currency,
-        "operator_amount_minor": new.operator_amount_minor,
-        "operator_currency": new.operator_currency,
-        "rate": str(new.rate),
-        "round_id": new.round_id,
-        "round_public_id": new.round_public_id,
-        "inventory_item_id": new.inventory_item_id,
-        "lease_token": 0,
-        "attempts": 0,
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    values.update(overrides)
-    return values
+    return new_movement_row(new, NOW) | overrides
 
 
 def plain_insert(engine: Engine, row: dict[str, Any]) -> None:
