@@ -52,10 +52,14 @@ class _Repository:
     def __init__(self, session: Session):
         self.session = session
 
+    @property
+    def _dialect(self) -> str:
+        """``postgresql`` or ``sqlite``, the two the service runs on."""
+        return self.session.get_bind().dialect.name
+
     def _insert(self, table: Any) -> Any:
         """A dialect ``INSERT`` that supports ``ON CONFLICT DO NOTHING`` (both do)."""
-        dialect = self.session.get_bind().dialect.name
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
     def _run(self, statement: Any, params: dict[str, Any]) -> CursorResult[Any]:
         """Run one of ``lootbox.persistence.statements`` on this transaction's connection.
@@ -66,8 +70,7 @@ class _Repository:
     def _run_insert(self, statements: dict[str, Any], params: dict[str, Any]) -> Any:
         """The dialect's variant of a prebuilt ``INSERT … ON CONFLICT DO NOTHING
         RETURNING …``: the returned row, or ``None`` when a unique index said no."""
-        dialect = self.session.get_bind().dialect.name
-        return self._run(statements[dialect], params).first()
+        return self._run(statements[self._dialect], params).first()
 
 
 # --- operators and keys ------------------------------------------------------------------
