@@ -314,9 +314,9 @@ def _ratio_target(name: str, row: Row | None, ref: Row | None, threshold: float)
         return Target(name, "not measured", f"≥ {threshold}", "n/a")
     raw = row.rps / ref.rps
     paired = row.extra.get("paired_ratio")
-    rounds = len(row.extra.get("samples", [])) or 1
-    of = f"median of the {rounds} rounds' ratios; median rates " if rounds > 1 else ""
     if paired is not None and ref.key == "baseline":
+        rounds = len(row.extra.get("samples", [])) or 1
+        of = f"median of the {rounds} rounds' ratios; median rates " if rounds > 1 else ""
         return Target(
             name,
             f"{paired:.3f} ({of}{row.rps:,.0f} req/s and"
