@@ -6,6 +6,7 @@ so no use case can mutate a row behind the database's back.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +14,17 @@ from decimal import Decimal
 from enum import StrEnum
 
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or an address of 127.0.0.0/8 or ``::1``: nothing sent there leaves
+    the machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

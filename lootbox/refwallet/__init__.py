@@ -8,7 +8,7 @@ side (``create_wallet_app``), ``server`` the in-process runner (``serve_wallet``
 
 from __future__ import annotations
 
-from lootbox.refwallet.app import create_wallet_app, wallet_state
+from lootbox.refwallet.app import create_wallet_app, operator_secrets, wallet_state
 from lootbox.refwallet.ledger import Ledger
 from lootbox.refwallet.server import RunningWallet, make_wallet_server, serve_wallet
 
@@ -17,6 +17,7 @@ __all__ = [
     "RunningWallet",
     "create_wallet_app",
     "make_wallet_server",
+    "operator_secrets",
     "serve_wallet",
     "wallet_state",
 ]

@@ -1,10 +1,13 @@
 """Run the reference wallet as its own process.
 
     python -m lootbox.refwallet --host 127.0.0.1 --port 8081 --secret S [--secret S2] \\
-        --starting-balance 100000 --path /wallet [--quiet]
+        [--operator NAME=SECRET ...] --starting-balance 100000 --path /wallet [--quiet]
 
-Every flag falls back to an environment variable: ``REFWALLET_HOST``, ``REFWALLET_PORT``,
-``REFWALLET_SECRETS`` (comma separated), ``REFWALLET_STARTING_BALANCE``,
+Each ``--secret`` is one operator, named ``secret-1``, ``secret-2``, ... by its position;
+``--operator casino-a=S`` names one, and repeating a name gives it a second secret (a
+rotation: both sign for the same accounts and keys). Every flag falls back to an
+environment variable: ``REFWALLET_HOST``, ``REFWALLET_PORT``, ``REFWALLET_SECRETS`` and
+``REFWALLET_OPERATORS`` (comma separated), ``REFWALLET_STARTING_BALANCE``,
 ``REFWALLET_PATH``; ``REFWALLET_ADMIN_TOKEN`` (environment only, so it does not show in
 ``ps``) protects ``/_admin``. When the socket listens, one JSON line goes to stdout::
 
@@ -18,7 +21,6 @@ endpoints are unauthenticated unless the token is set: keep the default 127.0.0.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import signal
@@ -27,7 +29,9 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from lootbox.domain.records import is_loopback_host
 from lootbox.refwallet.app import ADMIN_TOKEN_ENV, create_wallet_app
+from lootbox.refwallet.ledger import plain_secret_operator
 from lootbox.refwallet.server import (
     POLL_INTERVAL_SECONDS,
     make_wallet_server,
@@ -46,6 +50,30 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"refwallet: {name} must be an integer, got {text!r}") from None
 
 
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def operators_from(named: Sequence[str], plain: Sequence[str]) -> dict[str, list[str]] | list[str]:
+    """The wallet's operators: ``NAME=SECRET`` entries (a name may repeat) and plain
+    secrets, which keep the names a list gives them (``secret-<position>``)."""
+    if not named:
+        return list(plain)
+    operators: dict[str, list[str]] = {}
+    for entry in named:
+        name, sep, secret = entry.partition("=")
+        if not sep or not name or not secret:
+            # The entry is not echoed: it may be a bare secret.
+            raise ValueError("--operator takes NAME=SECRET: a name, '=' and a secret")
+        operators.setdefault(name, []).append(secret)
+    for position, secret in enumerate(plain, start=1):
+        name = plain_secret_operator(position)
+        if name in operators:
+            raise ValueError(f"operator name {name!r} is taken by a plain --secret")
+        operators[name] = [secret]
+    return operators
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m lootbox.refwallet",
@@ -57,7 +85,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--secret",
         action="append",
         dest="secrets",
-        help="a secret callers sign with; repeat for several (env REFWALLET_SECRETS, a,b)",
+        help="a secret callers sign with, one operator each; repeat for several "
+        "(env REFWALLET_SECRETS, a,b)",
+    )
+    parser.add_argument(
+        "--operator",
+        action="append",
+        dest="operators",
+        metavar="NAME=SECRET",
+        help="a named operator and a secret it signs with; repeat a name for a rotation "
+        "(env REFWALLET_OPERATORS, a=s1,b=s2)",
     )
     parser.add_argument(
         "--starting-balance",
@@ -68,11 +105,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--path", default=os.environ.get("REFWALLET_PATH", "/wallet"))
     parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
     args = parser.parse_args(argv)
-    if not args.secrets:
-        env_secrets = os.environ.get("REFWALLET_SECRETS", "")
-        args.secrets = [s.strip() for s in env_secrets.split(",") if s.strip()]
-    if not args.secrets:
-        parser.error("at least one --secret (or REFWALLET_SECRETS) is required")
+    if not args.secrets and not args.operators:
+        args.secrets = _env_list("REFWALLET_SECRETS")
+        args.operators = _env_list("REFWALLET_OPERATORS")
+    args.secrets = args.secrets or []
+    args.operators = args.operators or []
+    if not args.secrets and not args.operators:
+        parser.error("at least one --secret or --operator (or REFWALLET_SECRETS) is required")
     if args.starting_balance < 0:
         parser.error("--starting-balance must be >= 0")
     if not 0 <= args.port <= 65535:
@@ -80,23 +119,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        app = create_wallet_app(args.secrets, args.starting_balance, args.path)
+        operators = operators_from(args.operators, args.secrets)
+        app = create_wallet_app(operators, args.starting_balance, args.path)
     except ValueError as exc:
         print(f"refwallet: {exc}", file=sys.stderr)
         return 2
-    if not _is_loopback(args.host) and not os.environ.get(ADMIN_TOKEN_ENV):
+    if not is_loopback_host(args.host) and not os.environ.get(ADMIN_TOKEN_ENV):
         print(
             f"refwallet: warning: /_admin is open to anyone who can reach {args.host}; "
             f"set {ADMIN_TOKEN_ENV}",

@@ -9,8 +9,15 @@ The RPC, ``POST {path}`` (default ``/wallet``)
     (Unix seconds) and ``X-Signature`` = lowercase hex HMAC-SHA256 over
     ``lootbox.signing.canonical_string(timestamp, "POST", request.path, raw_body)``. The
     signature is checked over the raw bytes *before* the body is parsed, against every
-    configured secret (one demo wallet may serve several operators, or one operator in the
-    middle of a secret rotation), and the timestamp must be within 300 s of our clock.
+    configured secret, and the timestamp must be within 300 s of our clock.
+
+    The secret that matches says whose call it is: one wallet may serve several
+    operators (each with several secrets during a rotation; ``operator_secrets``), and
+    every account, key and blocked player belongs to one operator, invisible to the
+    others. A signature is accepted once: a copy of it within the window is refused
+    ``SIGNATURE_REPLAYED``, unless it repeats an applied operation (then it gets the
+    stored answer, which moves nothing). So a refused debit cannot be replayed after a
+    top-up; a client re-sending a call must sign it in a later second.
 
     ===========================================  =====  ==============================
     answer                                       HTTP   when
@@ -20,6 +27,8 @@ The RPC, ``POST {path}`` (default ``/wallet``)
     ``{"accepted": true, "balanceAfterMinor",    200    ``wallet.balance``
     "currency"}``
     ``INVALID_SIGNATURE``                        401    missing/bad signature, skew
+    ``SIGNATURE_REPLAYED``                       401    signature already used, and
+                                                        the key is not applied
     ``BAD_REQUEST``                              400    body not of the contract's shape
     ``IDEMPOTENCY_KEY_MISMATCH``                 400    header ``Idempotency-Key`` is
                                                         not the body's idempotencyKey
@@ -27,6 +36,8 @@ The RPC, ``POST {path}`` (default ``/wallet``)
     ``DUPLICATE_TRANSACTION``                    409    key already used, other body
                                                         (same body: ``duplicate`` fault)
     ``INSUFFICIENT_FUNDS``                       422    debit above the balance
+    (plain text)                                 503    too many signatures still in
+                                                        their window; nothing decided
     ===========================================  =====  ==============================
 
     Refusals are ``{"accepted": false, "code", "message"}``. A refused key is not
@@ -34,7 +45,15 @@ The RPC, ``POST {path}`` (default ``/wallet``)
 
 Administration, under ``/_admin`` (JSON in and out)
     ``GET transactions``, ``GET|PUT balances``, ``POST players/<id>/block|unblock``,
-    ``GET players/blocked``, ``POST reset``, ``GET stats``, ``GET|POST|DELETE faults``.
+    ``GET players/blocked``, ``GET operators``, ``POST reset``, ``GET stats``,
+    ``GET|POST|DELETE faults``.
+
+    Operators: ``?operator=<name>`` narrows ``transactions`` and ``balances`` to one
+    operator (without it they list every operator, each row naming its ``operator``). The
+    calls about players (``PUT balances``, ``block``, ``unblock``, ``players/blocked``)
+    act for ``?operator=``, which may be left out when the wallet serves one operator;
+    with several it is required (400 otherwise). Faults, stats and reset are the whole
+    wallet's; ``reset`` also forgets the signatures seen, as a fresh wallet would.
 
     ``stats`` counts ``calls`` (every POST to the RPC path), ``applied`` and ``replayed``
     money calls, ``refused`` answers (at the door, by the rules, or by a ``refuse`` or
@@ -80,6 +99,8 @@ Faults (``POST /_admin/faults``), so a client's failure handling can be tested f
     ``times`` (default until cleared), ``types`` (call types) and ``rate`` with ``seed``
     narrow which calls a fault affects; several may be stacked and the first match wins.
     Faults act only on authenticated, well-formed calls, so the door checks stay honest.
+    A call lost to an ``error`` or ``reset`` fault never reached the wallet's rules, so its
+    signature is not remembered: sent again as it was, it is handled as a first arrival.
 """
 
 from __future__ import annotations
@@ -94,7 +115,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +136,9 @@ from lootbox.refwallet.ledger import (
     Replayed,
     parse_balance_update,
     parse_call,
+    plain_secret_operator,
 )
+from lootbox.refwallet.replay import ReplayCacheFull, SeenSignatures, SignedCall
 from lootbox.signing import HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_matches
 
 if TYPE_CHECKING:
@@ -142,6 +165,13 @@ RESET = "reset"  # RST: an abortive close, "connection reset by peer" (reset)
 _SOCKET_ENVIRON_KEYS = ("werkzeug.socket", "gunicorn.socket")
 
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+# Like an operator slug of the service: readable in a URL, no separators.
+_OPERATOR_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+SIGNATURE_REPLAYED = "SIGNATURE_REPLAYED"
+
+# Faults that stand for a call lost before the wallet's rules see it.
+_FAULTS_BEFORE_THE_WALLET = frozenset({"error", "reset"})
 
 REFUSAL_STATUS = {
     INSUFFICIENT_FUNDS: 422,
@@ -150,27 +180,33 @@ REFUSAL_STATUS = {
 }
 
 
+class Unauthenticated(Exception):
+    """A call not signed by one of our operators; the message says why."""
+
+
 @dataclass
 class WalletState:
     """Everything one wallet app holds; reachable as ``wallet_state(app)``."""
 
     ledger: Ledger
-    secrets: tuple[str, ...]
+    # Each operator with the secrets it signs with (several during a rotation).
+    operators: Mapping[str, tuple[str, ...]]
     path: str
     admin_token: str | None
     max_skew_seconds: int
+    seen_signatures: SeenSignatures
     # Set when the server stops, so request threads sleeping for a delay fault wake up
     # instead of outliving the server.
     stopping: threading.Event = field(default_factory=threading.Event)
-    _key_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _key_locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
     _key_locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
-    def key_lock(self, idempotency_key: str) -> threading.Lock:
-        """One lock per idempotency key: a wallet must not work on two copies of one
-        operation at once (contract section 6), or a copy arriving while the first is still
-        being processed could be refused, and the first then applied."""
+    def key_lock(self, operator: str, idempotency_key: str) -> threading.Lock:
+        """One lock per operator and idempotency key: a wallet must not work on two copies
+        of one operation at once (contract section 6), or a copy arriving while the first
+        is still being processed could be refused, and the first then applied."""
         with self._key_locks_guard:
-            return self._key_locks.setdefault(idempotency_key, threading.Lock())
+            return self._key_locks.setdefault((operator, idempotency_key), threading.Lock())
 
     def pause(self, delay_ms: int) -> None:
         """Sleep for a delay fault. Never called with the ledger lock held."""
@@ -186,27 +222,60 @@ def wallet_state(app: Flask) -> WalletState:
     return state
 
 
+OperatorSecrets = Sequence[str] | Mapping[str, str | Sequence[str]]
+
+
+def operator_secrets(secrets: OperatorSecrets) -> dict[str, tuple[str, ...]]:
+    """Each operator the wallet serves, with the secrets it signs with.
+
+    A list gives each secret its own operator, named by its position: ``secret-1``,
+    ``secret-2``, ... A mapping names them (``{"casino-a": "s1", "casino-b": ["old",
+    "new"]}``); several secrets of one operator (a rotation) share its accounts and keys.
+    """
+    if isinstance(secrets, str):
+        # tuple("abc") would quietly make three one-letter secrets.
+        raise TypeError("secrets must be a list of strings, not a string")
+    if isinstance(secrets, Mapping):
+        operators = {
+            name: (given,) if isinstance(given, str) else tuple(given)
+            for name, given in secrets.items()
+        }
+    else:
+        operators = {
+            plain_secret_operator(n): (secret,) for n, secret in enumerate(secrets, start=1)
+        }
+    every_secret = [secret for group in operators.values() for secret in group]
+    if not every_secret or not all(isinstance(s, str) and s for s in every_secret):
+        raise ValueError("the reference wallet needs at least one non-empty secret")
+    if len(set(every_secret)) != len(every_secret):
+        # A call signed with it would belong to two operators at once.
+        raise ValueError("a secret may belong to one operator only, once")
+    for name, group in operators.items():
+        if not isinstance(name, str) or not _OPERATOR_NAME.fullmatch(name):
+            raise ValueError(f"operator name {name!r} must match {_OPERATOR_NAME.pattern}")
+        if not group:
+            raise ValueError(f"operator {name!r} has no secret")
+    return operators
+
+
 def create_wallet_app(
-    secrets: Sequence[str],
+    secrets: OperatorSecrets,
     starting_balance_minor: int = 100_000,
     path: str = "/wallet",
     *,
     admin_token: str | None = None,
     ledger: Ledger | None = None,
     max_skew_seconds: int = MAX_SKEW_SECONDS,
+    seen_signatures: SeenSignatures | None = None,
 ) -> Flask:
     """Build the reference wallet.
 
-    ``secrets``: every secret a caller may sign with (at least one). ``admin_token``:
-    required ``X-Admin-Token`` for ``/_admin``; ``None`` reads ``REFWALLET_ADMIN_TOKEN``
-    (unset or empty: admin is open). ``ledger``: share or pre-load state (tests).
+    ``secrets``: who may call, as ``operator_secrets`` reads it (at least one secret).
+    ``admin_token``: required ``X-Admin-Token`` for ``/_admin``; ``None`` reads
+    ``REFWALLET_ADMIN_TOKEN`` (unset or empty: admin is open). ``ledger`` and
+    ``seen_signatures``: share or pre-load state (tests).
     """
-    if isinstance(secrets, str):
-        # tuple("abc") would quietly make three one-letter secrets.
-        raise TypeError("secrets must be a list of strings, not a string")
-    secret_list = tuple(secrets)
-    if not secret_list or not all(isinstance(s, str) and s for s in secret_list):
-        raise ValueError("the reference wallet needs at least one non-empty secret")
+    operators = operator_secrets(secrets)
     if not path.startswith("/") or path.startswith("/_admin"):
         raise ValueError("path must start with '/' and must not be under /_admin")
     if admin_token is None:
@@ -216,10 +285,13 @@ def create_wallet_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     state = WalletState(
         ledger=ledger if ledger is not None else Ledger(starting_balance_minor),
-        secrets=secret_list,
+        operators=operators,
         path=path,
         admin_token=admin_token,
         max_skew_seconds=max_skew_seconds,
+        seen_signatures=(
+            seen_signatures if seen_signatures is not None else SeenSignatures(max_skew_seconds)
+        ),
     )
     app.extensions[EXTENSION_KEY] = state
     _register_rpc(app, state)
@@ -242,11 +314,12 @@ def _register_rpc(app: Flask, state: WalletState) -> None:
         ledger.count("calls")
         # The exact bytes that were signed; parsing first could hide a tampered body.
         raw = request.get_data(cache=True)
-        problem = _authentication_problem(state, raw)
-        if problem is not None:
-            return refuse(401, "INVALID_SIGNATURE", problem)
         try:
-            call = parse_call(_decode_json(raw))
+            signed = _authenticate(state, raw)
+        except Unauthenticated as exc:
+            return refuse(401, "INVALID_SIGNATURE", str(exc))
+        try:
+            call = parse_call(_decode_json(raw), signed.operator)
         except InvalidCall as exc:
             return refuse(400, "BAD_REQUEST", str(exc))
         if (
@@ -263,12 +336,31 @@ def _register_rpc(app: Flask, state: WalletState) -> None:
         # included: a copy arriving meanwhile waits, then sees the first's outcome (a
         # replay, or a free key after a refusal). Never two copies in flight at once.
         key_lock = (
-            state.key_lock(call.idempotency_key)
+            state.key_lock(call.operator, call.idempotency_key)
             if isinstance(call, MoneyCall)
             else contextlib.nullcontext()
         )
         with key_lock:
+            # Under the key lock, so a copy of a call is judged after the first copy was
+            # decided: whether its key was applied is then known, not in flight.
+            try:
+                first_use = state.seen_signatures.first_use(signed)
+            except ReplayCacheFull:
+                return _busy()
+            if not first_use and not ledger.is_replay(call):
+                # A copy of an applied operation gets its stored answer and moves no
+                # money; refusing it would tell a client whose first answer was lost
+                # that its applied operation was not applied.
+                return refuse(
+                    401,
+                    SIGNATURE_REPLAYED,
+                    "this signature was already used; sign every request anew",
+                )
             fault = ledger.take_fault(call)
+            if first_use and fault is not None and fault.mode in _FAULTS_BEFORE_THE_WALLET:
+                # The call is lost on its way in: the wallet's rules never saw its
+                # signature, so a re-send of it is a first arrival.
+                state.seen_signatures.forget(signed)
             early = _before_applying(fault)
             if early is not None:
                 return early
@@ -308,6 +400,17 @@ def _register_rpc(app: Flask, state: WalletState) -> None:
     app.add_url_rule(state.path, "wallet_rpc", wallet_rpc, methods=["POST"])
 
 
+def _busy() -> ResponseReturnValue:
+    """Every remembered signature is still in its window: answer "busy" (outcome unknown
+    to the client, nothing applied) rather than forget one and let it be replayed."""
+    log.warning("wallet call not handled: the cache of seen signatures is full")
+    return Response(
+        "reference wallet: too many calls within the signature window, try again later\n",
+        status=503,
+        mimetype="text/plain",
+    )
+
+
 def _hang_up(how: str, fallback: str) -> ResponseReturnValue:
     """Mark the request for ``_ConnectionDropper`` to end without an answer (``how``:
     ``HANG_UP`` or ``RESET``). The 200 returned here is never written."""
@@ -331,27 +434,32 @@ def _answer(ledger: Ledger, call: MoneyCall | BalanceQuery) -> tuple[int, dict[s
     return REFUSAL_STATUS.get(outcome.code, 422), outcome.answer()
 
 
-def _authentication_problem(state: WalletState, raw: bytes) -> str | None:
-    """Why this request is not signed by one of our callers, or ``None`` if it is."""
+def _authenticate(state: WalletState, raw: bytes) -> SignedCall:
+    """Which operator signed this request; raises ``Unauthenticated`` saying why none did."""
     timestamp = request.headers.get(HEADER_TIMESTAMP)
     signature = request.headers.get(HEADER_SIGNATURE)
     if not timestamp or not signature:
-        return f"headers {HEADER_TIMESTAMP} and {HEADER_SIGNATURE} are required"
+        raise Unauthenticated(f"headers {HEADER_TIMESTAMP} and {HEADER_SIGNATURE} are required")
     if not _UNIX_SECONDS.fullmatch(timestamp):
-        return f"{HEADER_TIMESTAMP} must be Unix seconds"
+        raise Unauthenticated(f"{HEADER_TIMESTAMP} must be Unix seconds")
     # Every secret is tried (no early exit) so the time taken does not tell which one of
     # several secrets came close.
-    matches = [
-        signature_matches(secret, timestamp, request.method, request.path, raw, signature)
-        for secret in state.secrets
+    signers = [
+        operator
+        for operator, secrets in state.operators.items()
+        for secret in secrets
+        if signature_matches(secret, timestamp, request.method, request.path, raw, signature)
     ]
-    if not any(matches):
-        return "signature does not match"
+    if not signers:
+        raise Unauthenticated("signature does not match")
     # After the signature, so an unsigned caller learns nothing about our clock; the
-    # window stops a captured request from being replayed later.
+    # window stops a captured request from being replayed later (and the seen
+    # signatures within it).
     if abs(time.time() - int(timestamp)) > state.max_skew_seconds:
-        return f"timestamp is more than {state.max_skew_seconds} s from the wallet's clock"
-    return None
+        raise Unauthenticated(
+            f"timestamp is more than {state.max_skew_seconds} s from the wallet's clock"
+        )
+    return SignedCall(operator=signers[0], timestamp=int(timestamp), signature=signature)
 
 
 def _reject_constant(name: str) -> Any:
@@ -437,6 +545,10 @@ class _ConnectionDropper:
 # --- administration --------------------------------------------------------------------
 
 
+def _names(state: WalletState) -> str:
+    return ", ".join(state.operators)
+
+
 def _register_admin(app: Flask, state: WalletState) -> None:
     ledger = state.ledger
 
@@ -457,40 +569,69 @@ def _register_admin(app: Flask, state: WalletState) -> None:
         # is then refused by the validator with a readable message.
         return request.get_json(force=True, silent=True)
 
+    def listed_operator() -> str | None:
+        """``?operator=`` of a listing; ``None`` (every operator) when not given."""
+        name = request.args.get("operator")
+        if name is not None and name not in state.operators:
+            raise InvalidCall(f"no operator {name!r}; this wallet serves {_names(state)}")
+        return name
+
+    def chosen_operator() -> str:
+        """``?operator=`` of a call about players; without it, the only operator."""
+        name = listed_operator()
+        if name is not None:
+            return name
+        if len(state.operators) > 1:
+            raise InvalidCall(f"this wallet serves {_names(state)}: name one with ?operator=")
+        return next(iter(state.operators))
+
+    @app.errorhandler(InvalidCall)
+    def invalid_admin_call(exc: InvalidCall) -> ResponseReturnValue:
+        return bad_request(exc)
+
     @app.get("/_admin/transactions")
     def list_transactions() -> ResponseReturnValue:
-        return jsonify(transactions=ledger.transactions())
+        return jsonify(transactions=ledger.transactions(listed_operator()))
 
     @app.get("/_admin/balances")
     def list_balances() -> ResponseReturnValue:
-        return jsonify(balances=ledger.balances())
+        return jsonify(balances=ledger.balances(listed_operator()))
 
     @app.put("/_admin/balances")
     def set_balance() -> ResponseReturnValue:
-        try:
-            player, currency, balance = parse_balance_update(json_body())
-        except InvalidCall as exc:
-            return bad_request(exc)
-        ledger.set_balance(player, currency, balance)
-        return jsonify(playerExternalId=player, currency=currency, balanceMinor=balance)
+        operator = chosen_operator()
+        player, currency, balance = parse_balance_update(json_body())
+        ledger.set_balance(player, currency, balance, operator)
+        return jsonify(
+            operator=operator, playerExternalId=player, currency=currency, balanceMinor=balance
+        )
 
     @app.get("/_admin/players/blocked")
     def list_blocked_players() -> ResponseReturnValue:
-        return jsonify(blocked=ledger.blocked())
+        return jsonify(blocked=ledger.blocked(chosen_operator()))
 
     @app.post("/_admin/players/<path:player_id>/block")
     def block_player(player_id: str) -> ResponseReturnValue:
-        ledger.block(player_id)
-        return jsonify(playerExternalId=player_id, blocked=True)
+        operator = chosen_operator()
+        ledger.block(player_id, operator)
+        return jsonify(operator=operator, playerExternalId=player_id, blocked=True)
 
     @app.post("/_admin/players/<path:player_id>/unblock")
     def unblock_player(player_id: str) -> ResponseReturnValue:
-        ledger.unblock(player_id)
-        return jsonify(playerExternalId=player_id, blocked=False)
+        operator = chosen_operator()
+        ledger.unblock(player_id, operator)
+        return jsonify(operator=operator, playerExternalId=player_id, blocked=False)
+
+    @app.get("/_admin/operators")
+    def list_operators() -> ResponseReturnValue:
+        # Names only: the secrets never leave the process.
+        return jsonify(operators=list(state.operators))
 
     @app.post("/_admin/reset")
     def reset() -> ResponseReturnValue:
+        # A fresh wallet: the calls it has seen are forgotten with their effects.
         ledger.reset()
+        state.seen_signatures.clear()
         return jsonify(reset=True)
 
     @app.get("/_admin/stats")
@@ -503,11 +644,7 @@ def _register_admin(app: Flask, state: WalletState) -> None:
 
     @app.post("/_admin/faults")
     def add_fault() -> ResponseReturnValue:
-        try:
-            fault = ledger.add_fault(json_body())
-        except InvalidCall as exc:
-            return bad_request(exc)
-        return jsonify(fault=fault), 201
+        return jsonify(fault=ledger.add_fault(json_body())), 201
 
     @app.delete("/_admin/faults")
     def clear_faults() -> ResponseReturnValue:

@@ -3,6 +3,9 @@
 Pure Python, no Flask and no I/O, so it can be read (and unit-tested) as the model of what
 an operator's wallet must do for contract section 6:
 
+- everything is kept per operator (the caller whose secret signed the call): balances,
+  keys and blocked players of one operator are invisible to every other, so two operators
+  may use the same player id or the same key without touching each other;
 - balances are integer minor units per ``(playerExternalId, currency)``; never floats;
 - a money call is identified by its ``idempotencyKey``: the same key with the same payload
   is the *same operation* and gets the stored answer again without moving money twice;
@@ -46,6 +49,16 @@ _MAX_TEXT = 256
 MAX_FAULT_DELAY_MS = 120_000
 
 
+def plain_secret_operator(position: int) -> str:
+    """The operator name of the ``position``-th (from 1) secret of a list of secrets."""
+    return f"secret-{position}"
+
+
+# The operator of the first plain secret, so of a one-secret wallet: what calls and admin
+# methods of the ledger mean when they name none.
+DEFAULT_OPERATOR = plain_secret_operator(1)
+
+
 class InvalidCall(ValueError):
     """A request body (or an admin request) that does not follow the contract's shape."""
 
@@ -71,6 +84,7 @@ class MoneyCall:
     inventory_item_id: int | None
     reference: dict[str, Any] | None
     body: Mapping[str, Any]
+    operator: str = DEFAULT_OPERATOR
 
     @property
     def fingerprint(self) -> str:
@@ -82,6 +96,7 @@ class BalanceQuery:
     type: str
     player_external_id: str
     currency: str
+    operator: str = DEFAULT_OPERATOR
 
 
 WalletCall: TypeAlias = MoneyCall | BalanceQuery
@@ -118,8 +133,9 @@ def _strict_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def parse_call(body: Any) -> WalletCall:
-    """Validate a decoded JSON body against contract section 6; raise ``InvalidCall``."""
+def parse_call(body: Any, operator: str = DEFAULT_OPERATOR) -> WalletCall:
+    """Validate a decoded JSON body against contract section 6; raise ``InvalidCall``.
+    ``operator``: whose call it is (the one whose secret signed it)."""
     if not isinstance(body, dict):
         raise InvalidCall("the body must be a JSON object")
     call_type = body.get("type")
@@ -128,7 +144,9 @@ def parse_call(body: Any) -> WalletCall:
     player = _text(body, "playerExternalId")
     currency = _currency(body)
     if call_type == BALANCE:
-        return BalanceQuery(type=call_type, player_external_id=player, currency=currency)
+        return BalanceQuery(
+            type=call_type, player_external_id=player, currency=currency, operator=operator
+        )
 
     key = _text(body, "idempotencyKey")
     reason = _text(body, "reason")
@@ -153,6 +171,7 @@ def parse_call(body: Any) -> WalletCall:
         inventory_item_id=inventory_item_id,
         reference=reference,
         body=body,
+        operator=operator,
     )
 
 
@@ -163,6 +182,7 @@ def parse_call(body: Any) -> WalletCall:
 class Transaction:
     """One applied money operation, with the answer that was given for it."""
 
+    operator: str
     idempotency_key: str
     type: str
     player_external_id: str
@@ -186,6 +206,7 @@ class Transaction:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "operator": self.operator,
             "idempotencyKey": self.idempotency_key,
             "type": self.type,
             "playerExternalId": self.player_external_id,
@@ -393,10 +414,11 @@ class Ledger:
         # operation.
         self._txn_numbers = itertools.count(1)
         self._fault_ids = itertools.count(1)
-        self._balances: dict[tuple[str, str], int] = {}
-        self._by_key: dict[str, Transaction] = {}
+        # Every key starts with the operator: nothing of one operator is found under another.
+        self._balances: dict[tuple[str, str, str], int] = {}  # (operator, player, currency)
+        self._by_key: dict[tuple[str, str], Transaction] = {}  # (operator, idempotency key)
         self._transactions: list[Transaction] = []
-        self._blocked: set[str] = set()
+        self._blocked: set[tuple[str, str]] = set()  # (operator, player)
         self._faults: list[Fault] = []
         self._stats = dict.fromkeys(STAT_NAMES, 0)
 
@@ -416,7 +438,7 @@ class Ledger:
     def _apply_locked(self, call: MoneyCall) -> MoneyOutcome:
         # The key is looked up before anything else: a repeat of an applied operation
         # must get its original answer even if the player was blocked or drained since.
-        previous = self._by_key.get(call.idempotency_key)
+        previous = self._by_key.get((call.operator, call.idempotency_key))
         if previous is not None:
             if previous.fingerprint == call.fingerprint:
                 return Replayed(previous)
@@ -424,9 +446,9 @@ class Ledger:
                 DUPLICATE_TRANSACTION,
                 f"idempotency key {call.idempotency_key!r} was already used for another payload",
             )
-        if call.player_external_id in self._blocked:
+        if (call.operator, call.player_external_id) in self._blocked:
             return Refused(PLAYER_BLOCKED, f"player {call.player_external_id!r} is blocked")
-        account = (call.player_external_id, call.currency)
+        account = (call.operator, call.player_external_id, call.currency)
         balance = self._balances.get(account, self._starting_balance)
         if call.type == DEBIT:
             if balance < call.amount_minor:
@@ -440,6 +462,7 @@ class Ledger:
             balance += call.amount_minor
         self._balances[account] = balance
         transaction = Transaction(
+            operator=call.operator,
             idempotency_key=call.idempotency_key,
             type=call.type,
             player_external_id=call.player_external_id,
@@ -454,16 +477,16 @@ class Ledger:
             applied_at=self._clock(),
             fingerprint=call.fingerprint,
         )
-        self._by_key[call.idempotency_key] = transaction
+        self._by_key[(call.operator, call.idempotency_key)] = transaction
         self._transactions.append(transaction)
         return Applied(transaction)
 
     def balance(self, query: BalanceQuery) -> BalanceOutcome:
         with self._lock:
-            if query.player_external_id in self._blocked:
+            if (query.operator, query.player_external_id) in self._blocked:
                 self._stats["refused"] += 1
                 return Refused(PLAYER_BLOCKED, f"player {query.player_external_id!r} is blocked")
-            account = (query.player_external_id, query.currency)
+            account = (query.operator, query.player_external_id, query.currency)
             # Lazily opened, so the account shows in the admin listing after a look.
             balance = self._balances.setdefault(account, self._starting_balance)
             return BalanceRead(balance, query.currency)
@@ -526,10 +549,16 @@ class Ledger:
                 )
             return None
 
+    def is_replay(self, call: WalletCall) -> bool:
+        """Whether ``call`` repeats an applied operation (same operator, key and payload):
+        handling it again can only answer the stored answer, never move money."""
+        with self._lock:
+            return self._is_replay_locked(call)
+
     def _is_replay_locked(self, call: WalletCall | str) -> bool:
         if not isinstance(call, MoneyCall):
             return False
-        previous = self._by_key.get(call.idempotency_key)
+        previous = self._by_key.get((call.operator, call.idempotency_key))
         return previous is not None and previous.fingerprint == call.fingerprint
 
     # --- statistics ---
@@ -547,34 +576,53 @@ class Ledger:
 
     # --- administration ---
 
-    def transactions(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [transaction.to_json() for transaction in self._transactions]
+    # The listings take an optional operator (``None``: every operator, each row naming
+    # its own); what acts on one player always names the operator it acts for.
 
-    def balances(self) -> list[dict[str, Any]]:
+    def transactions(self, operator: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return [
-                {"playerExternalId": player, "currency": currency, "balanceMinor": balance}
-                for (player, currency), balance in sorted(self._balances.items())
+                transaction.to_json()
+                for transaction in self._transactions
+                if operator is None or transaction.operator == operator
             ]
 
-    def set_balance(self, player_external_id: str, currency: str, balance_minor: int) -> None:
+    def balances(self, operator: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {
+                    "operator": owner,
+                    "playerExternalId": player,
+                    "currency": currency,
+                    "balanceMinor": balance,
+                }
+                for (owner, player, currency), balance in sorted(self._balances.items())
+                if operator is None or owner == operator
+            ]
+
+    def set_balance(
+        self,
+        player_external_id: str,
+        currency: str,
+        balance_minor: int,
+        operator: str = DEFAULT_OPERATOR,
+    ) -> None:
         if not _strict_int(balance_minor):
             raise InvalidCall("balanceMinor must be an integer")
         with self._lock:
-            self._balances[(player_external_id, currency)] = balance_minor
+            self._balances[(operator, player_external_id, currency)] = balance_minor
 
-    def block(self, player_external_id: str) -> None:
+    def block(self, player_external_id: str, operator: str = DEFAULT_OPERATOR) -> None:
         with self._lock:
-            self._blocked.add(player_external_id)
+            self._blocked.add((operator, player_external_id))
 
-    def unblock(self, player_external_id: str) -> None:
+    def unblock(self, player_external_id: str, operator: str = DEFAULT_OPERATOR) -> None:
         with self._lock:
-            self._blocked.discard(player_external_id)
+            self._blocked.discard((operator, player_external_id))
 
-    def blocked(self) -> list[str]:
+    def blocked(self, operator: str = DEFAULT_OPERATOR) -> list[str]:
         with self._lock:
-            return sorted(self._blocked)
+            return sorted(player for owner, player in self._blocked if owner == operator)
 
     def reset(self) -> None:
         """Forget balances, transactions, blocks, faults and statistics."""

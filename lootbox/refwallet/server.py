@@ -15,14 +15,14 @@ server hands the client socket to the app (``werkzeug.socket``), which the
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from lootbox.refwallet.app import create_wallet_app, wallet_state
+from lootbox.refwallet.app import OperatorSecrets, create_wallet_app, wallet_state
 from lootbox.refwallet.ledger import Ledger
 
 # serve_forever checks for shutdown this often; short, so stopping a test server is quick.
@@ -81,7 +81,7 @@ class RunningWallet:
 
 @contextmanager
 def serve_wallet(
-    secrets: Sequence[str],
+    secrets: OperatorSecrets,
     *,
     starting_balance_minor: int = 100_000,
     path: str = "/wallet",
@@ -91,6 +91,7 @@ def serve_wallet(
     log_requests: bool = False,
 ) -> Iterator[RunningWallet]:
     """Serve a fresh reference wallet in a background thread for the ``with`` block.
+    ``secrets``: a list (one operator per secret) or ``{operator: secret(s)}``.
 
     The socket listens before this yields, so the wallet can be called at once. On exit
     the server is shut down, delay faults are cut short and the port is released.

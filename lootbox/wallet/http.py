@@ -218,6 +218,7 @@ class HttpWallet:
         read_timeout_seconds: float = 5.0,
         pool_maxsize: int = 32,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         for name, value in (
             ("connect_timeout_seconds", connect_timeout_seconds),
@@ -232,6 +233,7 @@ class HttpWallet:
         self._connect_timeout = float(connect_timeout_seconds)
         self._read_timeout = float(read_timeout_seconds)
         self._clock = clock
+        self._sleep = sleep
 
     def close(self) -> None:
         """Close pooled connections, if this client built its own session."""
@@ -280,7 +282,16 @@ class HttpWallet:
     ) -> tuple[WalletOutcome, int | None]:
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         started = time.monotonic()
-        outcome, status = self._attempt(settings, body, idempotency_key)
+        outcome, status, signed_at = self._attempt(settings, body, idempotency_key)
+        if _is_replay_refusal(outcome):
+            # A wallet that refuses a signature it has seen (docs/security.md) says so when
+            # this same call was signed in the same second before: by a retry of ours, or
+            # another worker's. It decided nothing; sign again in a later second.
+            self._sleep(max(0.0, signed_at + 1 - self._clock()))
+            outcome, status, _ = self._attempt(settings, body, idempotency_key)
+            if _is_replay_refusal(outcome):
+                # Not a refusal of the operation: whether it was applied is unknown.
+                outcome = WalletOutcomeUnknown("the wallet refused our signature as replayed")
         if isinstance(outcome, WalletOutcomeUnknown):
             outcome = WalletOutcomeUnknown(_safe_reason(outcome.reason, settings.secret))
         elapsed = time.monotonic() - started
@@ -290,12 +301,14 @@ class HttpWallet:
 
     def _attempt(
         self, settings: WalletSettings, body: bytes, idempotency_key: str | None
-    ) -> tuple[WalletOutcome, int | None]:
+    ) -> tuple[WalletOutcome, int | None, int]:
+        """One signed exchange: its outcome, HTTP status and the second it was signed."""
         timeouts = self._timeouts(settings)
+        signed_at = int(self._clock())
         try:
             path = urlsplit(settings.url).path or "/"
         except ValueError:
-            return WalletOutcomeUnknown("invalid wallet URL (unparseable)"), None
+            return WalletOutcomeUnknown("invalid wallet URL (unparseable)"), None, signed_at
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -303,11 +316,11 @@ class HttpWallet:
         }
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        headers.update(signed_headers(settings.secret, int(self._clock()), "POST", path, body))
+        headers.update(signed_headers(settings.secret, signed_at, "POST", path, body))
         try:
-            return self._exchange(settings.url, body, headers, timeouts)
+            return (*self._exchange(settings.url, body, headers, timeouts), signed_at)
         except _TRANSPORT_ERRORS as exc:
-            return WalletOutcomeUnknown(_describe_failure(exc, timeouts)), None
+            return WalletOutcomeUnknown(_describe_failure(exc, timeouts)), None, signed_at
 
     def _exchange(
         self, url: str, body: bytes, headers: dict[str, str], timeouts: tuple[float, float]
@@ -367,6 +380,14 @@ class HttpWallet:
                 "latency_ms": latency_ms,
             },
         )
+
+
+# The code a wallet answers a signature it has already seen with (docs/reference-wallet.md).
+SIGNATURE_REPLAYED = "SIGNATURE_REPLAYED"
+
+
+def _is_replay_refusal(outcome: WalletOutcome) -> bool:
+    return isinstance(outcome, WalletRefusal) and outcome.code == SIGNATURE_REPLAYED
 
 
 def _read_capped(response: requests.Response, limit: int) -> bytes:

@@ -14,6 +14,7 @@ answered ``DUPLICATE_TRANSACTION``) rather than the way a script says.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -691,3 +692,53 @@ def test_a_duplicate_fault_does_not_touch_a_first_send(
     )
     assert isinstance(live_client.send(ref_wallet.settings, DEBIT), WalletRefusal)
     assert len(ref_wallet.transactions()) == 1
+
+
+@dataclass
+class FrozenClock:
+    """Wall-clock seconds that only move when the client sleeps."""
+
+    now: float = field(default_factory=lambda: float(int(time.time())))
+    sleeps: list[float] = field(default_factory=list)
+    sleeping_moves_time: bool = True
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.sleeping_moves_time:
+            self.now += seconds
+
+
+def test_a_call_sent_again_in_the_same_second_is_signed_again_in_the_next(
+    ref_wallet: RefWallet,
+) -> None:
+    # The reference wallet refuses a signature it has seen; the same call in the same
+    # second has the same signature. The client waits for the next second and re-signs.
+    clock = FrozenClock()
+    client = HttpWallet(clock=lambda: clock.now, sleep=clock.sleep)
+    too_big = dataclasses.replace(DEBIT, amount_minor=REF_STARTING + 1)
+    try:
+        first = client.send(ref_wallet.settings, too_big)
+        again = client.send(ref_wallet.settings, too_big)
+    finally:
+        client.close()
+
+    assert first == again
+    assert isinstance(again, WalletRefusal) and again.code == "INSUFFICIENT_FUNDS"
+    assert clock.sleeps == [1.0]
+    assert ref_wallet.admin("GET", "/stats")["calls"] == 3  # the replayed copy decided nothing
+
+
+def test_a_signature_refused_as_replayed_twice_is_an_unknown_outcome(
+    ref_wallet: RefWallet,
+) -> None:
+    # Never a refusal of the operation: a wallet may refuse a copy of a call it applied.
+    clock = FrozenClock(sleeping_moves_time=False)
+    client = HttpWallet(clock=lambda: clock.now, sleep=clock.sleep)
+    too_big = dataclasses.replace(DEBIT, amount_minor=REF_STARTING + 1)
+    try:
+        client.send(ref_wallet.settings, too_big)
+        outcome = client.send(ref_wallet.settings, too_big)
+    finally:
+        client.close()
+
+    assert outcome == WalletOutcomeUnknown("the wallet refused our signature as replayed")

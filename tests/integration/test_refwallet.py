@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from lootbox.refwallet import create_wallet_app, serve_wallet
+from lootbox.refwallet.replay import SeenSignatures
 from lootbox.refwallet.server import RunningWallet
 from lootbox.signing import signed_headers
 
@@ -69,7 +70,23 @@ class WalletClient:
         if idempotency_key is not None:
             all_headers["Idempotency-Key"] = idempotency_key
         all_headers.update(headers or {})
-        return self.session.post(self.wallet.url, data=raw, headers=all_headers, timeout=timeout)
+        return self.send(raw, all_headers, timeout=timeout)
+
+    def send(
+        self, raw: bytes, headers: dict[str, str], timeout: float = TIMEOUT
+    ) -> requests.Response:
+        """Send exactly these bytes and headers: what someone who captured a call can do."""
+        return self.session.post(self.wallet.url, data=raw, headers=headers, timeout=timeout)
+
+    def signed(self, body: dict[str, Any], secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
+        """A money call's bytes and headers, signed now, as they go over the wire."""
+        raw = json.dumps(body).encode()
+        headers = signed_headers(secret, int(time.time()), "POST", self.wallet.path, raw)
+        return raw, {
+            "Content-Type": "application/json",
+            "Idempotency-Key": body["idempotencyKey"],
+            **headers,
+        }
 
     def debit(self, key: str, amount: int, player: str = "u_1", **extra: Any) -> requests.Response:
         return self.post(money_body("wallet.debit", key, amount, player, **extra))
@@ -107,6 +124,12 @@ class WalletClient:
         return response.json()["fault"]
 
 
+def next_second(seconds: int = 1) -> int:
+    """A timestamp for sending the same call again: the wallet accepts a signature once,
+    so a client re-sending a call signs it anew, in a later second."""
+    return int(time.time()) + seconds
+
+
 def money_body(
     call_type: str, key: str, amount: int, player: str = "u_1", **extra: Any
 ) -> dict[str, Any]:
@@ -129,7 +152,7 @@ def _no_admin_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.fixture
 def wallet() -> Iterator[RunningWallet]:
-    with serve_wallet([SECRET, OTHER_SECRET], starting_balance_minor=STARTING) as running:
+    with serve_wallet([SECRET], starting_balance_minor=STARTING) as running:
         yield running
 
 
@@ -188,8 +211,11 @@ def test_balance_call_answers_balance_and_currency_for_a_new_account(
     assert client.transactions() == []
 
 
-def test_any_configured_secret_is_accepted(client: WalletClient) -> None:
-    response = client.post(money_body("wallet.debit", "k-other", 100), secret=OTHER_SECRET)
+def test_any_configured_secret_is_accepted() -> None:
+    with serve_wallet([SECRET, OTHER_SECRET]) as running:
+        client = WalletClient(running)
+        response = client.post(money_body("wallet.debit", "k-other", 100), secret=OTHER_SECRET)
+        client.close()
 
     assert response.status_code == 200
     assert response.json()["accepted"] is True
@@ -204,10 +230,18 @@ def test_balances_can_be_listed_and_set(client: WalletClient) -> None:
 
     balances = client.admin("GET", "/balances").json()["balances"]
 
-    assert {"playerExternalId": "u_a", "currency": "EUR", "balanceMinor": STARTING - 100} in (
-        balances
-    )
-    assert {"playerExternalId": "u_b", "currency": "USD", "balanceMinor": 42} in balances
+    assert {
+        "operator": "secret-1",
+        "playerExternalId": "u_a",
+        "currency": "EUR",
+        "balanceMinor": STARTING - 100,
+    } in balances
+    assert {
+        "operator": "secret-1",
+        "playerExternalId": "u_b",
+        "currency": "USD",
+        "balanceMinor": 42,
+    } in balances
     assert client.balance_minor("u_b", "USD") == 42
 
 
@@ -387,7 +421,8 @@ def test_blocked_player_is_refused_403_until_unblocked(client: WalletClient) -> 
     assert client.transactions() == []
 
     assert client.admin("POST", "/players/u_1/unblock").status_code == 200
-    assert client.debit("k1", 100).status_code == 200
+    retry = client.post(money_body("wallet.debit", "k1", 100), timestamp=next_second())
+    assert retry.status_code == 200
 
 
 def test_same_key_same_payload_replays_the_same_answer_without_moving_money_again(
@@ -436,7 +471,7 @@ def test_a_refused_key_is_not_consumed(client: WalletClient) -> None:
     top_up = {"playerExternalId": "u_1", "currency": "EUR", "balanceMinor": 50_000}
     assert client.admin("PUT", "/balances", top_up).status_code == 200
 
-    accepted = client.debit("round:r_9", 20_000)
+    accepted = client.post(money_body("wallet.debit", "round:r_9", 20_000), timestamp=next_second())
 
     assert accepted.status_code == 200
     assert accepted.json()["balanceAfterMinor"] == 30_000
@@ -488,6 +523,237 @@ def test_concurrent_debits_never_overdraw(client: WalletClient) -> None:
     assert client.balance_minor() == 0
 
 
+# --- operators: one wallet, separate books ---------------------------------------------
+
+
+@pytest.fixture
+def two_operators() -> Iterator[WalletClient]:
+    """A wallet serving two operators, ``secret-1`` (SECRET) and ``secret-2``."""
+    with serve_wallet([SECRET, OTHER_SECRET], starting_balance_minor=STARTING) as running:
+        wallet_client = WalletClient(running)
+        yield wallet_client
+        wallet_client.close()
+
+
+def test_the_same_key_from_two_operators_is_two_operations(two_operators: WalletClient) -> None:
+    body = money_body("wallet.debit", "round:r_1", 500, roundPublicId="r_1")
+
+    first = two_operators.post(body, secret=SECRET)
+    second = two_operators.post(body, secret=OTHER_SECRET)
+
+    assert first.status_code == second.status_code == 200
+    # Not the first operator's stored answer: the second operator's player was charged.
+    assert first.json()["providerTxnRef"] != second.json()["providerTxnRef"]
+    assert first.json()["balanceAfterMinor"] == second.json()["balanceAfterMinor"] == STARTING - 500
+    booked = [(t["operator"], t["idempotencyKey"]) for t in two_operators.transactions()]
+    assert booked == [("secret-1", "round:r_1"), ("secret-2", "round:r_1")]
+
+
+def test_an_operator_never_sees_another_operators_balances_or_blocks(
+    two_operators: WalletClient,
+) -> None:
+    two_operators.post(money_body("wallet.debit", "k1", 4_000), secret=SECRET)
+    block = two_operators.admin("POST", "/players/u_1/block?operator=secret-1")
+    assert block.status_code == 200
+
+    # The same player id at the other operator: its own, untouched, unblocked account.
+    other = two_operators.post(money_body("wallet.debit", "k2", 100), secret=OTHER_SECRET)
+    blocked = two_operators.post(money_body("wallet.debit", "k3", 100), secret=SECRET)
+
+    assert other.status_code == 200
+    assert other.json()["balanceAfterMinor"] == STARTING - 100
+    assert (blocked.status_code, blocked.json()["code"]) == (403, "PLAYER_BLOCKED")
+    assert block.json() == {"operator": "secret-1", "playerExternalId": "u_1", "blocked": True}
+    listed = two_operators.admin("GET", "/balances?operator=secret-2").json()["balances"]
+    assert listed == [
+        {
+            "operator": "secret-2",
+            "playerExternalId": "u_1",
+            "currency": "EUR",
+            "balanceMinor": STARTING - 100,
+        }
+    ]
+    assert two_operators.admin("GET", "/players/blocked?operator=secret-2").json() == {
+        "blocked": []
+    }
+
+
+def test_admin_calls_about_players_name_the_operator_when_there_are_several(
+    two_operators: WalletClient,
+) -> None:
+    top_up = {"playerExternalId": "u_1", "currency": "EUR", "balanceMinor": 42}
+
+    unnamed = two_operators.admin("PUT", "/balances", top_up)
+    unknown = two_operators.admin("POST", "/players/u_1/block?operator=secret-9")
+    named = two_operators.admin("PUT", "/balances?operator=secret-2", top_up)
+
+    assert unnamed.status_code == 400
+    assert "?operator=" in unnamed.json()["error"]
+    assert unknown.status_code == 400
+    assert named.status_code == 200
+    assert named.json()["operator"] == "secret-2"
+    assert two_operators.admin("GET", "/operators").json() == {
+        "operators": ["secret-1", "secret-2"]
+    }
+    assert two_operators.balance_minor() == STARTING  # secret-1's u_1, signed with SECRET
+
+
+def test_an_operators_secrets_share_its_books_during_a_rotation() -> None:
+    secrets = {"casino-a": ["old-secret", "new-secret"], "casino-b": "b-secret"}
+    with serve_wallet(secrets, starting_balance_minor=STARTING) as running:
+        client = WalletClient(running)
+        body = money_body("wallet.credit", "cashback:inventory:1", 300)
+        before = client.post(body, secret="old-secret")
+        after = client.post(body, secret="new-secret")
+        elsewhere = client.post(body, secret="b-secret")
+        transactions = client.transactions()
+        client.close()
+
+    assert before.status_code == after.status_code == elsewhere.status_code == 200
+    assert after.json() == before.json()  # the same operation, replayed
+    assert elsewhere.json()["providerTxnRef"] != before.json()["providerTxnRef"]
+    assert [t["operator"] for t in transactions] == ["casino-a", "casino-b"]
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        pytest.param([SECRET, SECRET], id="one-secret-twice"),
+        pytest.param({"a": SECRET, "b": SECRET}, id="one-secret-two-operators"),
+        pytest.param({"Casino A": SECRET}, id="bad-operator-name"),
+        pytest.param({"a": []}, id="operator-without-secret"),
+    ],
+)
+def test_every_secret_belongs_to_exactly_one_operator(secrets: Any) -> None:
+    with pytest.raises(ValueError):
+        create_wallet_app(secrets)
+
+
+# --- replayed signatures -----------------------------------------------------------------
+
+
+def test_a_refused_debit_replayed_after_a_top_up_is_refused_and_charges_nothing(
+    client: WalletClient,
+) -> None:
+    raw, headers = client.signed(money_body("wallet.debit", "round:r_1", STARTING + 500))
+    refused = client.send(raw, headers)
+    assert refused.json()["code"] == "INSUFFICIENT_FUNDS"
+    top_up = {"playerExternalId": "u_1", "currency": "EUR", "balanceMinor": 50_000}
+    assert client.admin("PUT", "/balances", top_up).status_code == 200
+
+    replayed = client.send(raw, headers)
+
+    assert replayed.status_code == 401
+    assert replayed.json() == {
+        "accepted": False,
+        "code": "SIGNATURE_REPLAYED",
+        "message": "this signature was already used; sign every request anew",
+    }
+    assert client.transactions() == []
+    assert client.balance_minor() == 50_000
+    # The key is still free: the same debit, signed anew, is a new attempt.
+    fresh = client.post(
+        money_body("wallet.debit", "round:r_1", STARTING + 500), timestamp=next_second()
+    )
+    assert fresh.status_code == 200
+    assert fresh.json()["balanceAfterMinor"] == 50_000 - STARTING - 500
+
+
+def test_a_replayed_balance_query_is_refused(client: WalletClient) -> None:
+    raw = json.dumps({"type": "wallet.balance", "playerExternalId": "u_1", "currency": "EUR"})
+    headers = signed_headers(SECRET, int(time.time()), "POST", client.wallet.path, raw.encode())
+
+    first = client.send(raw.encode(), headers)
+    replayed = client.send(raw.encode(), headers)
+
+    assert first.status_code == 200
+    assert (replayed.status_code, replayed.json()["code"]) == (401, "SIGNATURE_REPLAYED")
+
+
+def test_a_copy_of_an_applied_call_whose_answer_was_lost_gets_the_stored_answer(
+    client: WalletClient,
+) -> None:
+    """A client re-sending in the same second sends the very same signature. Refusing it
+    would tell the client that its applied debit was not applied."""
+    client.add_fault(mode="apply_then_drop", times=1)
+    raw, headers = client.signed(money_body("wallet.debit", "round:r_2", 300))
+    with pytest.raises(requests.ConnectionError):
+        client.send(raw, headers)
+
+    copy = client.send(raw, headers)
+
+    assert copy.status_code == 200
+    assert copy.json() == {
+        "accepted": True,
+        "balanceAfterMinor": STARTING - 300,
+        "providerTxnRef": "rw_1",
+    }
+    assert len(client.transactions()) == 1
+
+
+@pytest.mark.parametrize("mode", ["error", "reset"])
+def test_a_call_lost_before_the_wallet_may_be_sent_again_as_it_was(
+    client: WalletClient, mode: str
+) -> None:
+    client.add_fault(mode=mode, times=1)
+    raw, headers = client.signed(money_body("wallet.debit", "round:r_3", 300))
+    try:
+        lost = client.send(raw, headers)
+    except requests.ConnectionError:
+        pass  # reset: no answer at all
+    else:
+        assert lost.status_code == 503
+    assert client.transactions() == []
+
+    copy = client.send(raw, headers)
+
+    assert copy.status_code == 200
+    assert len(client.transactions()) == 1
+
+
+def test_a_replayed_signature_is_refused_once_per_copy_under_concurrency(
+    client: WalletClient,
+) -> None:
+    raw, headers = client.signed(money_body("wallet.debit", "round:r_4", STARTING + 1))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        other = WalletClient(client.wallet)
+        response = other.send(raw, headers)
+        other.close()
+        with lock:
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=TIMEOUT * 2)
+
+    # One copy is judged by the rules (refused), every other is a replay.
+    assert sorted(statuses) == [401] * 7 + [422]
+    assert client.transactions() == []
+
+
+def test_a_full_cache_of_signatures_answers_busy_and_applies_nothing() -> None:
+    app = create_wallet_app([SECRET], seen_signatures=SeenSignatures(300, capacity=1))
+    ledger = app.extensions["refwallet"].ledger
+    test_client = app.test_client()
+
+    def debit(key: str) -> Any:
+        raw = json.dumps(money_body("wallet.debit", key, 100)).encode()
+        headers = signed_headers(SECRET, int(time.time()), "POST", "/wallet", raw)
+        return test_client.post("/wallet", data=raw, headers={**headers, "Idempotency-Key": key})
+
+    assert debit("k1").status_code == 200
+    busy = debit("k2")
+
+    assert busy.status_code == 503
+    assert busy.is_json is False
+    assert len(ledger.transactions()) == 1
+
+
 # --- faults ----------------------------------------------------------------------------
 
 
@@ -500,7 +766,8 @@ def test_refuse_fault_refuses_with_its_code_and_applies_nothing(client: WalletCl
     assert refused.json() == {"accepted": False, "code": "LIMIT_EXCEEDED", "message": "daily limit"}
     assert client.transactions() == []
     # The key was not consumed, and the fault is used up.
-    assert client.debit("k1", 100).status_code == 200
+    retry = client.post(money_body("wallet.debit", "k1", 100), timestamp=next_second())
+    assert retry.status_code == 200
 
 
 def test_refuse_fault_with_player_blocked_answers_403(client: WalletClient) -> None:
@@ -765,8 +1032,9 @@ def test_duplicate_fault_passes_a_call_that_is_not_a_replay_without_using_it_up(
     other_payload = client.debit("k1", 999)
     assert other_payload.status_code == 409
     assert other_payload.json()["message"] != fault["message"]
-    assert client.debit("k-big", STARTING * 2).json()["code"] == "INSUFFICIENT_FUNDS"
-    assert client.debit("k-big", STARTING * 2).json()["code"] == "INSUFFICIENT_FUNDS"
+    too_big = money_body("wallet.debit", "k-big", STARTING * 2)
+    assert client.post(too_big).json()["code"] == "INSUFFICIENT_FUNDS"
+    assert client.post(too_big, timestamp=next_second()).json()["code"] == "INSUFFICIENT_FUNDS"
     assert client.balance().status_code == 200
     assert client.admin("GET", "/faults").json()["faults"][0]["times"] == 1
 
@@ -800,7 +1068,8 @@ def test_a_duplicate_fault_does_not_hide_the_faults_behind_it(client: WalletClie
     client.add_fault(mode="refuse", code="BEHIND", times=1)
 
     assert client.debit("k1", 10).json()["code"] == "BEHIND"
-    assert client.debit("k1", 10).status_code == 200
+    retry = client.post(money_body("wallet.debit", "k1", 10), timestamp=next_second())
+    assert retry.status_code == 200
     assert client.debit("k1", 10).json()["code"] == "DUPLICATE_TRANSACTION"
     assert client.admin("GET", "/faults").json() == {"faults": []}
 
@@ -1141,6 +1410,38 @@ def test_the_process_takes_its_settings_from_the_environment() -> None:
 
         assert response.status_code == 200
         assert response.json()["balanceAfterMinor"] == 250
+    finally:
+        returncode = _stop_process(process, signal.SIGTERM)
+    assert returncode == 0
+
+
+def test_the_process_serves_named_operators_each_with_its_own_books() -> None:
+    process, line = _start_process(
+        [
+            "--port",
+            "0",
+            "--quiet",
+            "--operator",
+            "casino-a=old-secret",
+            "--operator",
+            "casino-a=new-secret",
+            "--operator",
+            "casino-b=b-secret",
+        ],
+        {"REFWALLET_STARTING_BALANCE": "1000"},
+    )
+    try:
+        url = json.loads(line)["url"]
+        admin_url = url.rsplit("/", 1)[0] + "/_admin"
+
+        before = _call_process_wallet(url, "old-secret")
+        after = _call_process_wallet(url, "new-secret")  # the same operator: a replay
+        elsewhere = _call_process_wallet(url, "b-secret")  # the same key elsewhere
+
+        assert before.json() == after.json()
+        assert before.json()["balanceAfterMinor"] == elsewhere.json()["balanceAfterMinor"] == 750
+        operators = requests.get(f"{admin_url}/operators", timeout=TIMEOUT).json()
+        assert operators == {"operators": ["casino-a", "casino-b"]}
     finally:
         returncode = _stop_process(process, signal.SIGTERM)
     assert returncode == 0

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from lootbox.refwallet.ledger import (
+    DEFAULT_OPERATOR,
     Applied,
     BalanceQuery,
     BalanceRead,
@@ -18,20 +19,24 @@ from lootbox.refwallet.ledger import (
     Replayed,
     parse_call,
 )
+from lootbox.refwallet.replay import ReplayCacheFull, SeenSignatures, SignedCall
 
 
 def debit(key: str, amount: int, player: str = "u_1", **extra: Any) -> MoneyCall:
-    call = parse_call(
-        {
-            "type": "wallet.debit",
-            "idempotencyKey": key,
-            "playerExternalId": player,
-            "amountMinor": amount,
-            "currency": "EUR",
-            "reason": "open",
-            **extra,
-        }
-    )
+    return debit_for(DEFAULT_OPERATOR, key, amount, player, **extra)
+
+
+def debit_for(operator: str, key: str, amount: int, player: str = "u_1", **extra: Any) -> MoneyCall:
+    body = {
+        "type": "wallet.debit",
+        "idempotencyKey": key,
+        "playerExternalId": player,
+        "amountMinor": amount,
+        "currency": "EUR",
+        "reason": "open",
+        **extra,
+    }
+    call = parse_call(body, operator)
     assert isinstance(call, MoneyCall)
     return call
 
@@ -339,3 +344,124 @@ def test_a_refuse_fault_never_refuses_a_replay_of_an_applied_key() -> None:
     assert ledger.take_fault(debit("k1", 300)) is None
     hit = ledger.take_fault(debit("k2", 300))
     assert hit is not None and hit.code == "PLAYER_BLOCKED"
+
+
+# --- operators ---------------------------------------------------------------------------
+
+
+def test_two_operators_with_the_same_key_and_player_are_two_operations_on_two_accounts() -> None:
+    ledger = Ledger(starting_balance_minor=1_000)
+
+    first = ledger.apply(debit_for("casino-a", "k1", 300))
+    second = ledger.apply(debit_for("casino-b", "k1", 300))
+
+    assert isinstance(first, Applied)
+    assert isinstance(second, Applied)
+    assert first.transaction.balance_after_minor == second.transaction.balance_after_minor == 700
+    assert [t["operator"] for t in ledger.transactions("casino-b")] == ["casino-b"]
+    assert len(ledger.transactions()) == 2
+
+
+def test_a_player_blocked_at_one_operator_is_not_blocked_at_another() -> None:
+    ledger = Ledger()
+    ledger.block("u_1", "casino-a")
+
+    blocked = ledger.apply(debit_for("casino-a", "k1", 1))
+    elsewhere = ledger.apply(debit_for("casino-b", "k1", 1))
+
+    assert isinstance(blocked, Refused) and blocked.code == "PLAYER_BLOCKED"
+    assert isinstance(elsewhere, Applied)
+    assert ledger.blocked("casino-a") == ["u_1"]
+    assert ledger.blocked("casino-b") == []
+
+
+def test_a_balance_set_for_one_operator_stays_with_it() -> None:
+    ledger = Ledger(starting_balance_minor=1_000)
+    ledger.set_balance("u_1", "EUR", 5, "casino-a")
+
+    refused = ledger.apply(debit_for("casino-a", "k1", 10))
+    applied = ledger.apply(debit_for("casino-b", "k1", 10))
+
+    assert isinstance(refused, Refused) and refused.code == "INSUFFICIENT_FUNDS"
+    assert isinstance(applied, Applied) and applied.transaction.balance_after_minor == 990
+    assert [row["operator"] for row in ledger.balances("casino-a")] == ["casino-a"]
+
+
+def test_a_call_that_names_no_operator_is_the_first_plain_secrets() -> None:
+    assert debit("k1", 1).operator == "secret-1"
+
+
+# --- seen signatures ---------------------------------------------------------------------
+
+
+class ManualClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+SIGNED = SignedCall(operator="secret-1", timestamp=1_000, signature="ab" * 32)
+
+
+def test_a_signature_is_new_once_per_operator() -> None:
+    seen = SeenSignatures(300, clock=ManualClock(1_000))
+
+    assert seen.first_use(SIGNED) is True
+    assert seen.first_use(SIGNED) is False
+    assert seen.first_use(SignedCall("secret-2", SIGNED.timestamp, SIGNED.signature)) is True
+
+
+def test_a_signature_is_remembered_until_its_timestamp_leaves_the_window() -> None:
+    clock = ManualClock(1_000)
+    seen = SeenSignatures(300, clock=clock)
+    seen.first_use(SIGNED)
+
+    clock.now = 1_300  # the last second the wallet accepts the timestamp
+    assert seen.first_use(SIGNED) is False
+    clock.now = 1_300.5  # from here the timestamp is refused as too old
+    assert seen.first_use(SignedCall("secret-1", 1_300, "cd" * 32)) is True
+
+    assert len(seen) == 1
+
+
+def test_a_full_cache_refuses_new_signatures_but_still_knows_the_old_ones() -> None:
+    clock = ManualClock(1_000)
+    seen = SeenSignatures(300, capacity=1, clock=clock)
+    seen.first_use(SIGNED)
+    other = SignedCall("secret-1", 1_000, "cd" * 32)
+
+    with pytest.raises(ReplayCacheFull):
+        seen.first_use(other)
+    assert seen.first_use(SIGNED) is False
+
+    clock.now = 1_301
+    assert seen.first_use(SignedCall("secret-1", 1_301, "ef" * 32)) is True
+
+
+def test_a_forgotten_signature_is_new_again() -> None:
+    seen = SeenSignatures(300, clock=ManualClock(1_000))
+    seen.first_use(SIGNED)
+
+    seen.forget(SIGNED)
+
+    assert seen.first_use(SIGNED) is True
+
+
+def test_of_many_threads_with_one_signature_exactly_one_uses_it_first() -> None:
+    seen = SeenSignatures(300, clock=ManualClock(1_000))
+    barrier = threading.Barrier(8)
+    results: list[bool] = []
+
+    def use() -> None:
+        barrier.wait(timeout=5)
+        results.append(seen.first_use(SIGNED))
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+
+    assert sorted(results) == [False] * 7 + [True]
