@@ -101,7 +101,7 @@ def create_app(
         uow_factory=uow_factory,
         services=services,
         guard=IdempotencyGuard(
-            RedisIdempotencyStore(redis_client),
+            RedisIdempotencyStore(redis_client, prefix=settings.redis_key_prefix),
             uow_factory,
             clock,
             wait_seconds=settings.idempotency_wait_seconds,

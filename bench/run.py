@@ -629,7 +629,7 @@ class Bench:
         cashout records the run left behind: ``MEMORY USAGE`` of a sample, and how much
         ``used_memory`` falls when that sample is deleted (key, value, expiry entry and
         allocator rounding; the run is over, so nothing else moves it)."""
-        pattern = f"lootbox:idem:{self.op.slug}:cashback:inventory:*"
+        pattern = "lootbox:idem:*:cashback:inventory:*"  # the run's own redis-server
         sample: list[bytes] = []
         for key in self.redis.scan_iter(match=pattern, count=1000):
             sample.append(key)

@@ -17,6 +17,7 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 METRICS_TOKEN = re.compile(r"[\x21-\x7e]{16,256}")
+REDIS_KEY_PREFIX = re.compile(r"[\x21-\x7e]{0,99}[\x21-\x39\x3b-\x7e]")
 
 
 class ConfigError(RuntimeError):
@@ -28,6 +29,10 @@ class Settings:
     env: str = "development"
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'instance' / 'lootbox.sqlite3'}"
     redis_url: str = ""  # empty: the in-process stand-in (single process only)
+    # Where idempotency records live in Redis: ``<prefix>:<operatorId>:<key>``. Two
+    # deployments sharing one Redis (staging and production, two test runs) each need
+    # their own, or one would replay the other's answers.
+    redis_key_prefix: str = "lootbox:idem"
     secret_key: str = "dev-only-secret"  # noqa: S105 - development default, refused in production
     port: int = 8080
     wallet_connect_timeout_seconds: float = 2.0
@@ -52,6 +57,7 @@ class Settings:
         "LOOTBOX_ENV": "env",
         "DATABASE_URL": "database_url",
         "REDIS_URL": "redis_url",
+        "REDIS_KEY_PREFIX": "redis_key_prefix",
         "SECRET_KEY": "secret_key",
         "PORT": "port",
         "WALLET_CONNECT_TIMEOUT_SECONDS": "wallet_connect_timeout_seconds",
@@ -112,6 +118,11 @@ class Settings:
         _in_range("IDEMPOTENCY_TTL_SECONDS", self.idempotency_ttl_seconds, 1, 10 * 365 * 86400)
         _in_range("IDEMPOTENCY_LEASE_SECONDS", self.idempotency_lease_seconds, 0.001, 3600)
         _in_range("MOVEMENT_LEASE_SECONDS", self.movement_lease_seconds, 0.001, 3600)
+        if not REDIS_KEY_PREFIX.fullmatch(self.redis_key_prefix):
+            raise ConfigError(
+                "REDIS_KEY_PREFIX must be 1 to 100 printable ASCII characters without spaces,"
+                " not ending in ':'"
+            )
         if self.metrics_token and not METRICS_TOKEN.fullmatch(self.metrics_token):
             # Guessable, or not something an HTTP header can carry intact.
             raise ConfigError(

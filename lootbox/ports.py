@@ -123,23 +123,27 @@ class IdempotencyStore(Protocol):
     guarantee, so callers treat ``StoreUnavailable`` as "no fast path", never as an answer."""
 
     def claim(
-        self, scope: str, key: str, record: IdempotencyRecord, lease_seconds: float
+        self, operator_id: int, key: str, record: IdempotencyRecord, lease_seconds: float
     ) -> IdempotencyRecord | None:
         """Atomically create the in-progress record if absent (``SET NX`` with a lease).
         Returns ``None`` when this caller now owns the key, else the existing record."""
         ...
 
-    def get(self, scope: str, key: str) -> IdempotencyRecord | None: ...
+    def get(self, operator_id: int, key: str) -> IdempotencyRecord | None:
+        """The operator's record of ``key``; never another operator's."""
+        ...
 
-    def redis_key(self, scope: str, key: str) -> str:
+    def redis_key(self, operator_id: int, key: str) -> str:
         """Where the record lives, for a human to look at."""
         ...
 
-    def complete(self, scope: str, key: str, record: IdempotencyRecord, ttl_seconds: int) -> None:
+    def complete(
+        self, operator_id: int, key: str, record: IdempotencyRecord, ttl_seconds: int
+    ) -> None:
         """Store the final answer, replacing the in-progress record."""
         ...
 
-    def release(self, scope: str, key: str, request_id: str) -> None:
+    def release(self, operator_id: int, key: str, request_id: str) -> None:
         """Delete the record only if ``request_id`` still owns it (compare-and-delete), so
         a retry re-evaluates a non-final answer."""
         ...

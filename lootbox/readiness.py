@@ -14,6 +14,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from lootbox.idempotency.availability import FastPathHealth
+
 log = logging.getLogger(__name__)
 
 
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 class Readiness:
     database: bool
     redis: bool
+    redis_reason: str | None = None  # why Redis does not answer, when it does not
 
     @property
     def ready(self) -> bool:
@@ -34,9 +37,15 @@ class ReadinessProbe:
     def __init__(self, engine: Engine, redis_client: Any) -> None:
         self._engine = engine
         self._redis = redis_client
+        # Probes come every few seconds: say why Redis is down once, not on each of them.
+        self._redis_health = FastPathHealth(
+            log, down="readiness: redis unreachable", up="readiness: redis answers again"
+        )
 
     def check(self) -> Readiness:
-        return Readiness(database=self._database_answers(), redis=self._redis_answers())
+        database = self._database_answers()
+        redis_down = self._why_redis_is_down()
+        return Readiness(database=database, redis=redis_down is None, redis_reason=redis_down)
 
     def _database_answers(self) -> bool:
         try:
@@ -47,9 +56,11 @@ class ReadinessProbe:
             log.warning("readiness: database unreachable: %s", exc)
             return False
 
-    def _redis_answers(self) -> bool:
+    def _why_redis_is_down(self) -> str | None:
+        """``None`` when Redis answers the ``PING``, else why it does not."""
         try:
-            return bool(self._redis.ping())
+            self._redis.ping()  # True, or it raises
         except RedisError as exc:
-            log.warning("readiness: redis unreachable: %s", exc)
-            return False
+            return self._redis_health.failed(exc)
+        self._redis_health.succeeded()
+        return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema
+from marshmallow import Schema, fields
 
 from schemas.fields import one_of
 
@@ -22,6 +22,14 @@ class ReadyzSchema(Schema):
     )
     database = one_of(["ok", "unreachable"], "The database's `SELECT 1`.", "ok", required=True)
     redis = one_of(["ok", "unreachable"], "Redis' `PING`.", "ok", required=True)
+    reason = fields.String(
+        metadata={
+            "description": "Only with `degraded`: why Redis does not answer (the root error,"
+            " and what to change when there is a likely fix). For people, not for parsing.",
+            "example": "SSLCertVerificationError: certificate verify failed: self-signed"
+            " certificate (the Redis server's TLS certificate is not trusted: ...)",
+        }
+    )
 
 
 HEALTHZ_EXAMPLE = {"status": "ok"}

@@ -1,7 +1,9 @@
 """A private, throw-away redis-server for tests that stop, restart or flush Redis.
 
 The shared Redis (6379) is never stopped or flushed by tests; anything destructive runs
-against one of these instead, on its own free port, in its own temporary directory.
+against one of these instead, on its own free port, in its own temporary directory. One
+may speak TLS only (``rediss://``), with a self-signed certificate made for it, as a PaaS
+Redis does.
 """
 
 from __future__ import annotations
@@ -9,24 +11,52 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from tests.processes import free_port, stop_process
 
 REDIS_SERVER = "/usr/bin/redis-server"
+OPENSSL = "openssl"
 START_TIMEOUT = 5.0
 
 
-def _answers_ping(port: int) -> bool:
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server certificate and its key. Self-signed: the certificate is its own CA."""
+
+    cert: Path
+    key: Path
+
+
+def make_self_signed_certificate(directory: Path) -> TlsFiles:
+    """A self-signed certificate for ``127.0.0.1`` and ``localhost``, valid for a day."""
+    files = TlsFiles(directory / "redis-cert.pem", directory / "redis-key.pem")
+    argv = [OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    argv += ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
+    argv += ["-keyout", str(files.key), "-out", str(files.cert)]
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    return files
+
+
+def _answers_ping(port: int, tls: bool = False) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as raw:
+            sock = raw
+            if tls:  # only "is it up?": the tests decide what a client verifies
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                sock = context.wrap_socket(raw)
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
@@ -37,22 +67,33 @@ class PrivateRedis:
     """One redis-server process on 127.0.0.1, owned by the test (or benchmark) that started it."""
 
     def __init__(
-        self, binary: str, port: int, workdir: Path, start_timeout: float = START_TIMEOUT
+        self,
+        binary: str,
+        port: int,
+        workdir: Path,
+        start_timeout: float = START_TIMEOUT,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.binary = binary
         self.port = port
         self.workdir = workdir
         self.start_timeout = start_timeout
+        self.tls = tls  # then it listens for TLS only, on ``port``
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """Its URL, without any TLS options (``rediss://`` verifies the certificate)."""
+        scheme = "rediss" if self.tls is not None else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
 
     @contextmanager
     def client(self) -> Iterator[redis.Redis]:
         """A client of this server for the ``with`` block (the test's own, never shared)."""
-        client = redis.Redis.from_url(self.url, socket_timeout=5)
+        options: dict[str, Any] = {}
+        if self.tls is not None:
+            options["ssl_ca_certs"] = str(self.tls.cert)
+        client = redis.Redis.from_url(self.url, socket_timeout=5, **options)
         try:
             yield client
         finally:
@@ -71,13 +112,21 @@ class PrivateRedis:
         if self.running:
             return
         options = {
-            "port": str(self.port),
+            "port": str(self.port) if self.tls is None else "0",
             "bind": "127.0.0.1",
             "save": "",
             "appendonly": "no",
             "dir": str(self.workdir),
             "daemonize": "no",
         }
+        if self.tls is not None:
+            options |= {
+                "tls-port": str(self.port),
+                "tls-cert-file": str(self.tls.cert),
+                "tls-key-file": str(self.tls.key),
+                "tls-ca-cert-file": str(self.tls.cert),
+                "tls-auth-clients": "no",  # clients verify the server, not the reverse
+            }
         argv = [self.binary]
         for name, value in options.items():
             argv += [f"--{name}", value]
@@ -89,7 +138,7 @@ class PrivateRedis:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 break
-            if _answers_ping(self.port):
+            if _answers_ping(self.port, tls=self.tls is not None):
                 return
             time.sleep(0.02)
         self.stop()
@@ -104,12 +153,12 @@ class PrivateRedis:
 
 
 def start_private_redis(
-    binary: str, workdir: Path, start_timeout: float = START_TIMEOUT
+    binary: str, workdir: Path, start_timeout: float = START_TIMEOUT, tls: TlsFiles | None = None
 ) -> PrivateRedis:
     """A private redis-server on a free port, started; its files in ``workdir``."""
     # The free port can be taken between probing and binding; try a few.
     for attempt in range(3):
-        server = PrivateRedis(binary, free_port(), workdir, start_timeout)
+        server = PrivateRedis(binary, free_port(), workdir, start_timeout, tls)
         try:
             server.start()
             return server
@@ -120,17 +169,21 @@ def start_private_redis(
 
 
 @contextmanager
-def private_redis_server() -> Iterator[PrivateRedis]:
-    """Start a private redis-server on a free port; always stop it on exit."""
+def private_redis_server(*, tls: bool = False) -> Iterator[PrivateRedis]:
+    """Start a private redis-server on a free port; always stop it on exit. With ``tls``
+    it speaks TLS only, with a self-signed certificate (``server.tls.cert``)."""
     # Imported here: the benchmark uses the rest of this module and has no use for pytest.
     from tests.services import skip_or_fail
 
     if not (os.path.exists(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK)):
         skip_or_fail(f"{REDIS_SERVER} not found; cannot start a private redis-server")
+    if tls and shutil.which(OPENSSL) is None:
+        skip_or_fail(f"{OPENSSL} not found; cannot make a certificate for a TLS redis-server")
     workdir = Path(tempfile.mkdtemp(prefix="lootbox-redis-"))
     server: PrivateRedis | None = None
     try:
-        server = start_private_redis(REDIS_SERVER, workdir)
+        files = make_self_signed_certificate(workdir) if tls else None
+        server = start_private_redis(REDIS_SERVER, workdir, tls=files)
         yield server
     finally:
         if server is not None:

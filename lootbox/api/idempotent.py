@@ -35,7 +35,6 @@ def idempotent(endpoint: str, key_of: KeyOf, normalize: Normalizer) -> Callable[
             note_idempotency_key(key)
             request = Request(
                 operator_id=operator.id,
-                operator_slug=operator.slug,
                 key=key,
                 endpoint=endpoint,
                 fingerprint=fingerprint(endpoint, normalize(args, operator)),

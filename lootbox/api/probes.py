@@ -54,8 +54,9 @@ def readyz() -> tuple[dict[str, Any], int]:
     """Readiness: the database answers (503 if not).
 
     One pooled `SELECT 1` and one Redis `PING`, each with a short timeout. Redis is
-    reported too, but its being down only degrades (`degraded`, still 200): requests fall
-    back to the database guard, so taking the instance out of rotation would not help.
+    reported too, but its being down only degrades (`degraded`, still 200, with the
+    `reason`): requests fall back to the database guard, so taking the instance out of
+    rotation would not help.
     """
     readiness = container().readiness.check()
     body = {
@@ -65,4 +66,6 @@ def readyz() -> tuple[dict[str, Any], int]:
     }
     if readiness.ready and not readiness.redis:
         body["status"] = "degraded"
+        if readiness.redis_reason:
+            body["reason"] = readiness.redis_reason
     return body, 200 if readiness.ready else 503

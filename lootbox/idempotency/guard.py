@@ -35,6 +35,7 @@ from lootbox.domain.errors import (
     ServiceUnavailable,
     WalletUnavailable,
 )
+from lootbox.idempotency.availability import FastPathHealth
 from lootbox.ports import (
     Clock,
     DurableClaim,
@@ -60,7 +61,6 @@ class GuardedResponse:
 @dataclass(frozen=True)
 class Request:
     operator_id: int
-    operator_slug: str
     key: str
     endpoint: str
     fingerprint: str
@@ -80,6 +80,7 @@ class IdempotencyGuard:
         poll_seconds: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        fast_path: FastPathHealth | None = None,
     ):
         self.store = store
         self.uow_factory = uow_factory
@@ -90,6 +91,7 @@ class IdempotencyGuard:
         self.poll_seconds = poll_seconds
         self.sleep = sleep
         self.monotonic = monotonic
+        self.fast_path = fast_path or FastPathHealth()  # logs Redis going away, and why
 
     def run(self, req: Request, execute: Callable[[], tuple[int, bytes]]) -> GuardedResponse:
         """Run ``execute`` at most once at a time per key, replay a completed success, and
@@ -156,10 +158,12 @@ class IdempotencyGuard:
             created_at=self.clock.now().isoformat(),
         )
         try:
-            return self.store.claim(req.operator_slug, req.key, record, self.lease_seconds)
-        except StoreUnavailable:
-            log.warning("redis unavailable, idempotency falls back to the database")
+            seen = self.store.claim(req.operator_id, req.key, record, self.lease_seconds)
+        except StoreUnavailable as exc:
+            self.fast_path.failed(exc)  # logged once, with its cause, until Redis is back
             return None
+        self.fast_path.succeeded()
+        return seen
 
     def _durable_state(self, req: Request) -> tuple[IdempotencyRecord | None, bool]:
         """``(completed record or None, whether a request holds the key right now)``."""
@@ -174,7 +178,7 @@ class IdempotencyGuard:
 
     def _drop_stale_fast(self, req: Request, stale: IdempotencyRecord) -> None:
         with suppress(StoreUnavailable):  # then the next claim falls back to the database
-            self.store.release(req.operator_slug, req.key, stale.request_id)
+            self.store.release(req.operator_id, req.key, stale.request_id)
 
     def _claim_durable(self, req: Request) -> DurableClaim:
         with self.uow_factory() as uow:
@@ -269,11 +273,11 @@ class IdempotencyGuard:
 
     def _release_fast(self, req: Request) -> None:
         with suppress(StoreUnavailable):  # the Redis lease expires by itself
-            self.store.release(req.operator_slug, req.key, req.request_id)
+            self.store.release(req.operator_id, req.key, req.request_id)
 
     def _backfill_fast(self, req: Request, record: IdempotencyRecord) -> None:
         with suppress(StoreUnavailable):  # the database keeps the answer
-            self.store.complete(req.operator_slug, req.key, record, self.ttl_seconds)
+            self.store.complete(req.operator_id, req.key, record, self.ttl_seconds)
 
     @staticmethod
     def _check_fingerprint(req: Request, seen: IdempotencyRecord) -> None:

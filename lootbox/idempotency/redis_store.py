@@ -4,11 +4,17 @@ Redis is an accelerator, never the guarantee: any record here may vanish (flush,
 eviction, failover, restart) and every Redis failure surfaces as ``StoreUnavailable`` so
 callers fall back to the database, which enforces the invariants on its own.
 
-One key per ``(operator, idempotencyKey)``: ``lootbox:idem:<operatorSlug>:<key>``, holding a
+One key per ``(operator, idempotencyKey)``: ``lootbox:idem:<operatorId>:<key>``, holding a
 JSON object an on-call engineer can read with ``redis-cli GET``::
 
-    {"state":"completed","endpoint":"cashout","fingerprint":"sha256:<43 base64url>",
+    {"op":7,"state":"completed","endpoint":"cashout","fingerprint":"sha256:<43 base64url>",
      "createdAt":"2024-05-01T12:00:00Z","status":200,"body":"{...}"}
+
+Tenant isolation (docs/security.md): the key starts with the operator's numeric id, which
+holds no ``:``, so no two ``(operator, key)`` pairs can share a Redis key, whatever the key
+holds (a slug could: ``opa:cashback`` + ``inventory:1`` and ``opa`` + ``cashback:inventory:1``).
+The value names its operator too (``op``), and a record of another operator is never
+replayed: it reads as absent.
 
 A completed record is kept a week, so it is written compactly (docs/benchmarks.md, Redis
 memory per record): the fingerprint's digest in base64url instead of hex, ``createdAt`` to
@@ -48,7 +54,7 @@ DEFAULT_PREFIX = "lootbox:idem"
 
 _STATES = ("in_progress", "completed")
 _CORE_FIELDS = frozenset(
-    ("state", "endpoint", "fingerprint", "requestId", "createdAt", "status", "body")
+    ("op", "state", "endpoint", "fingerprint", "requestId", "createdAt", "status", "body")
 )
 
 # Shared by both scripts: the same notion of "a readable record" as ``_decode`` below.
@@ -111,22 +117,22 @@ class RedisIdempotencyStore:
         self._claim_script = client.register_script(_CLAIM_LUA)
         self._release_script = client.register_script(_RELEASE_LUA)
 
-    def redis_key(self, scope: str, key: str) -> str:
-        """The Redis key for ``(scope, key)``; scope is the operator slug."""
-        return f"{self._prefix}:{scope}:{key}"
+    def redis_key(self, operator_id: int, key: str) -> str:
+        """The Redis key for ``(operator_id, key)``."""
+        return f"{self._prefix}:{operator_id}:{key}"
 
     def claim(
-        self, scope: str, key: str, record: IdempotencyRecord, lease_seconds: float
+        self, operator_id: int, key: str, record: IdempotencyRecord, lease_seconds: float
     ) -> IdempotencyRecord | None:
-        name = self.redis_key(scope, key)
+        name = self.redis_key(operator_id, key)
         lease_ms = max(1, round(lease_seconds * 1000))
         try:
-            raw = self._claim_script(keys=[name], args=[_encode(record), lease_ms])
+            raw = self._claim_script(keys=[name], args=[_encode(operator_id, record), lease_ms])
         except (RedisError, UnicodeError) as exc:
             raise StoreUnavailable(f"redis claim of {name!r} failed: {exc}") from exc
         if raw is None:
             return None
-        existing = _decode(name, raw)
+        existing = _decode(name, raw, operator_id)
         if existing is None:
             # The script judged it readable and Python does not: do not guess who owns
             # the key; let the database decide.
@@ -137,35 +143,38 @@ class RedisIdempotencyStore:
             return None
         return existing
 
-    def get(self, scope: str, key: str) -> IdempotencyRecord | None:
-        name = self.redis_key(scope, key)
+    def get(self, operator_id: int, key: str) -> IdempotencyRecord | None:
+        name = self.redis_key(operator_id, key)
         try:
             raw = self._client.get(name)
         except (RedisError, UnicodeError) as exc:
             raise StoreUnavailable(f"redis get of {name!r} failed: {exc}") from exc
         if raw is None:
             return None
-        return _decode(name, raw)
+        return _decode(name, raw, operator_id)
 
-    def complete(self, scope: str, key: str, record: IdempotencyRecord, ttl_seconds: int) -> None:
+    def complete(
+        self, operator_id: int, key: str, record: IdempotencyRecord, ttl_seconds: int
+    ) -> None:
         if record.state != "completed":
             raise ValueError(f"complete() needs a completed record, got state {record.state!r}")
-        name = self.redis_key(scope, key)
+        name = self.redis_key(operator_id, key)
         try:
-            self._client.set(name, _encode(record), ex=max(1, int(ttl_seconds)))
+            self._client.set(name, _encode(operator_id, record), ex=max(1, int(ttl_seconds)))
         except (RedisError, UnicodeError) as exc:
             raise StoreUnavailable(f"redis complete of {name!r} failed: {exc}") from exc
 
-    def release(self, scope: str, key: str, request_id: str) -> None:
-        name = self.redis_key(scope, key)
+    def release(self, operator_id: int, key: str, request_id: str) -> None:
+        name = self.redis_key(operator_id, key)
         try:
             self._release_script(keys=[name], args=[request_id])
         except (RedisError, UnicodeError) as exc:
             raise StoreUnavailable(f"redis release of {name!r} failed: {exc}") from exc
 
 
-def _encode(record: IdempotencyRecord) -> bytes:
+def _encode(operator_id: int, record: IdempotencyRecord) -> bytes:
     doc: dict[str, Any] = {
+        "op": operator_id,
         "state": record.state,
         "endpoint": record.endpoint,
         "fingerprint": _compact_fingerprint(record.fingerprint),
@@ -183,9 +192,10 @@ def _encode(record: IdempotencyRecord) -> bytes:
     return json.dumps(doc, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
-def _decode(name: str, raw: bytes | str) -> IdempotencyRecord | None:
-    """The record in ``raw``, or ``None`` (logged) when it is not one: a fast path that
-    cannot be read is treated as absent, never as an answer."""
+def _decode(name: str, raw: bytes | str, operator_id: int) -> IdempotencyRecord | None:
+    """The record in ``raw``, or ``None`` (logged) when it is not one of ``operator_id``'s:
+    a fast path that cannot be read, or that names another operator, is treated as absent,
+    never as an answer."""
     try:
         doc = json.loads(raw)
     except ValueError:  # includes UnicodeDecodeError
@@ -207,6 +217,14 @@ def _decode(name: str, raw: bytes | str) -> IdempotencyRecord | None:
         or not (body is None or isinstance(body, str))
     ):
         log.warning("idempotency record at %r is malformed; treating it as absent", name)
+        return None
+    if doc.get("op") != operator_id or isinstance(doc.get("op"), bool):
+        log.warning(
+            "idempotency record at %r belongs to operator %r, not %d; treating it as absent",
+            name,
+            doc.get("op"),
+            operator_id,
+        )
         return None
     return IdempotencyRecord(
         state=state,

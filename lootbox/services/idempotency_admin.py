@@ -40,11 +40,17 @@ def inspect_key(
         durable: DurableKey | None = uow.idempotency.describe(operator_id, key)
     redis_record, redis_error = None, None
     try:
-        redis_record = store.get(slug, key)
+        redis_record = store.get(operator_id, key)
     except StoreUnavailable as exc:
         redis_error = str(exc)
     return KeyInspection(
-        slug, key, store.redis_key(slug, key), redis_record, redis_error, durable, clock.now()
+        slug,
+        key,
+        store.redis_key(operator_id, key),
+        redis_record,
+        redis_error,
+        durable,
+        clock.now(),
     )
 
 
@@ -100,9 +106,9 @@ def release_key(
     # The Redis hold, if any, is released under its own request id (the one that claimed
     # it there); if Redis is down it expires by itself, and the guard ignores a stale one.
     with suppress(StoreUnavailable):
-        fast = store.get(slug, key)
+        fast = store.get(operator_id, key)
         if fast is not None and fast.state == "in_progress":
-            store.release(slug, key, fast.request_id)
+            store.release(operator_id, key, fast.request_id)
     return durable
 
 

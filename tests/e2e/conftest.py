@@ -9,8 +9,9 @@ Every test runs on two stacks:
 
 The wallet is the real reference wallet served over real HTTP on 127.0.0.1
 (``serve_wallet``). Operators are onboarded through the real CLI with a unique slug per
-test, so the Redis keys a test writes (``lootbox:idem:<slug>:<key>``) are its own; they
-are deleted again when the test ends.
+test, and each app keeps its idempotency records under a Redis key prefix of its own
+(``redis_key_prefix``: operator ids restart at 1 in every test's database), so the Redis
+keys a test writes are its own; they are deleted again when the test ends.
 """
 
 from __future__ import annotations
@@ -487,8 +488,18 @@ class World:
         assert self.stack == "sqlite-fakeredis" or self.private_redis is not None
         self.redis.flushall()
 
-    def redis_record(self, key: str, slug: str | None = None) -> dict[str, Any] | None:
-        raw = self.redis.get(f"lootbox:idem:{slug or self.operator.slug}:{key}")
+    @property
+    def operator_id(self) -> int:
+        (found,) = self.query("SELECT id FROM operators WHERE slug = :s", s=self.operator.slug)
+        return int(found.id)
+
+    def redis_key(self, key: str, operator_id: int | None = None) -> str:
+        """Where the app keeps ``key``'s idempotency record in Redis."""
+        store = self.app.extensions["lootbox"].guard.store
+        return str(store.redis_key(operator_id or self.operator_id, key))
+
+    def redis_record(self, key: str, operator_id: int | None = None) -> dict[str, Any] | None:
+        raw = self.redis.get(self.redis_key(key, operator_id))
         return None if raw is None else dict(json.loads(raw))
 
     def stop_redis(self) -> None:
@@ -561,6 +572,7 @@ def app_settings(stack: StackConfig, **overrides: Any) -> dict[str, Any]:
         "wallet_read_timeout_seconds": 2.0,
         "movement_lease_seconds": 4.0,
         "log_level": "WARNING",
+        "redis_key_prefix": f"lootbox:idem:t-{uuid.uuid4().hex[:12]}",
         **overrides,
     }
 
@@ -621,7 +633,7 @@ class WorldFactory:
                 and world.private_redis is None
                 and redis_client_is_real(container.redis)
             ):
-                _delete_keys_of(container.redis, world.slugs)
+                _delete_keys_of(container.redis, container.settings.redis_key_prefix)
             container.services.wallet.close()
             container.engine.dispose()
 
@@ -630,13 +642,12 @@ def redis_client_is_real(client: Any) -> bool:
     return isinstance(client, redis.Redis) and not isinstance(client, fakeredis.FakeRedis)
 
 
-def _delete_keys_of(client: redis.Redis, slugs: list[str]) -> None:
-    """Remove this test's own keys (unique slugs) from the shared Redis: never a flush."""
+def _delete_keys_of(client: redis.Redis, prefix: str) -> None:
+    """Remove this app's own keys (a unique prefix) from the shared Redis: never a flush."""
     try:
-        for slug in slugs:
-            names = list(client.scan_iter(match=f"lootbox:idem:{slug}:*", count=500))
-            if names:
-                client.delete(*names)
+        names = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if names:
+            client.delete(*names)
     except redis.RedisError:
         pass  # the keys expire by themselves (short TTL in these apps)
 

@@ -25,7 +25,7 @@ def test_show_puts_the_redis_and_the_database_record_side_by_side(world: World) 
     as_json = world.cli("idem", "show", world.operator.slug, "k-done", "--json").json
 
     assert shown.exit_code == 0, shown
-    assert f"redis key lootbox:idem:{world.operator.slug}:k-done" in shown.stdout
+    assert f"redis key {world.redis_key('k-done')}" in shown.stdout
     assert "fingerprints agree" in shown.stdout
     state_line = next(line for line in shown.stdout.splitlines() if line.startswith("state"))
     assert state_line.split() == ["state", "completed", "completed"]

@@ -112,11 +112,9 @@ class World:
         key: str = "cashback:inventory:88",
         body: dict[str, Any] | None = None,
         operator_id: int | None = None,
-        operator_slug: str | None = None,
     ) -> Request:
         return Request(
             operator_id=operator_id or self.operator.id,
-            operator_slug=operator_slug or self.operator.slug,
             key=key,
             endpoint="cashout",
             fingerprint=fingerprint("cashout", body or {"inventoryItemId": 88, "currency": None}),
@@ -125,7 +123,7 @@ class World:
 
     def redis_record(self, key: str = "cashback:inventory:88") -> dict[str, Any] | None:
         assert self.redis is not None
-        raw = self.redis.get(f"lootbox:idem:{self.operator.slug}:{key}")
+        raw = self.redis.get(self.store.redis_key(self.operator.id, key))
         return None if raw is None else json.loads(raw)
 
 
@@ -248,9 +246,26 @@ def test_keys_are_scoped_per_operator(world: World) -> None:
     guard.run(world.request("req-1"), Calls())
 
     theirs = Calls(body=b'{"theirs": true}')
-    answer = guard.run(
-        world.request("req-2", operator_id=rival.id, operator_slug=rival.slug), theirs
+    answer = guard.run(world.request("req-2", operator_id=rival.id), theirs)
+    assert (answer.body, answer.outcome, theirs.count) == (b'{"theirs": true}', "fresh", 1)
+
+
+def test_an_answer_stored_for_another_operator_is_never_replayed(redis_world: World) -> None:
+    # Even if one Redis key ever held two tenants' records (slugs in keys once allowed it),
+    # the value names its operator and a foreign one is not an answer.
+    rival = redis_world.harness.create_operator("rival")
+    guard = redis_world.guard()
+    guard.run(redis_world.request("req-1"), Calls())
+    assert redis_world.redis is not None
+    theirs_key = redis_world.store.redis_key(rival.id, "cashback:inventory:88")
+    ours = redis_world.redis.get(
+        redis_world.store.redis_key(redis_world.operator.id, "cashback:inventory:88")
     )
+    redis_world.redis.set(theirs_key, ours)
+
+    theirs = Calls(body=b'{"theirs": true}')
+    answer = guard.run(redis_world.request("req-2", operator_id=rival.id), theirs)
+
     assert (answer.body, answer.outcome, theirs.count) == (b'{"theirs": true}', "fresh", 1)
 
 
@@ -299,7 +314,7 @@ def test_a_stale_hold_in_redis_does_not_block_the_replay_of_a_finished_request(
     stale = dict(redis_world.redis_record() or {}, state="in_progress", requestId="req-late")
     stale.pop("status"), stale.pop("body")
     redis_world.redis.set(
-        f"lootbox:idem:{redis_world.operator.slug}:cashback:inventory:88",
+        redis_world.store.redis_key(redis_world.operator.id, "cashback:inventory:88"),
         json.dumps(stale),
         px=int(LEASE_SECONDS * 1000),
     )
@@ -319,6 +334,7 @@ def _leave_stale_hold(world: World, request_id: str, body: dict[str, Any]) -> No
     Redis was down), with no live hold in the database."""
     assert world.redis is not None
     stale = {
+        "op": world.operator.id,
         "state": "in_progress",
         "endpoint": "cashout",
         "fingerprint": fingerprint("cashout", body),
@@ -326,7 +342,7 @@ def _leave_stale_hold(world: World, request_id: str, body: dict[str, Any]) -> No
         "createdAt": "2024-05-01T12:00:00+00:00",
     }
     world.redis.set(
-        f"lootbox:idem:{world.operator.slug}:cashback:inventory:88",
+        world.store.redis_key(world.operator.id, "cashback:inventory:88"),
         json.dumps(stale),
         px=int(LEASE_SECONDS * 1000),
     )
@@ -380,6 +396,7 @@ def test_the_redis_record_is_readable_by_a_human(redis_world: World) -> None:
 
     record = redis_world.redis_record()
     assert record is not None
+    assert record["op"] == redis_world.operator.id  # whose answer it is
     assert record["state"] == "completed"
     assert record["endpoint"] == "cashout"
     # The digest in base64url: the same sha256 as the request's hex fingerprint.
@@ -480,7 +497,7 @@ def test_an_expired_lease_of_a_dead_worker_is_taken_over(world: World) -> None:
     now = world.harness.clock.now()
     if world.redis is not None:
         world.store.claim(
-            world.operator.slug,
+            world.operator.id,
             dead.key,
             IdempotencyRecord(
                 "in_progress", dead.endpoint, dead.fingerprint, dead.request_id, now.isoformat()

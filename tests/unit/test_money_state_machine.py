@@ -272,22 +272,24 @@ class SwitchableStore:
             raise StoreUnavailable("redis is down")
 
     def claim(
-        self, scope: str, key: str, record: IdempotencyRecord, lease_seconds: float
+        self, operator_id: int, key: str, record: IdempotencyRecord, lease_seconds: float
     ) -> IdempotencyRecord | None:
         self._reachable()
-        return self.inner.claim(scope, key, record, lease_seconds)
+        return self.inner.claim(operator_id, key, record, lease_seconds)
 
-    def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+    def get(self, operator_id: int, key: str) -> IdempotencyRecord | None:
         self._reachable()
-        return self.inner.get(scope, key)
+        return self.inner.get(operator_id, key)
 
-    def complete(self, scope: str, key: str, record: IdempotencyRecord, ttl_seconds: int) -> None:
+    def complete(
+        self, operator_id: int, key: str, record: IdempotencyRecord, ttl_seconds: int
+    ) -> None:
         self._reachable()
-        self.inner.complete(scope, key, record, ttl_seconds)
+        self.inner.complete(operator_id, key, record, ttl_seconds)
 
-    def release(self, scope: str, key: str, request_id: str) -> None:
+    def release(self, operator_id: int, key: str, request_id: str) -> None:
         self._reachable()
-        self.inner.release(scope, key, request_id)
+        self.inner.release(operator_id, key, request_id)
 
 
 @dataclass
@@ -426,7 +428,6 @@ class MoneyMachine(RuleBasedStateMachine):
         self.keys.append(call.key)
         request = Request(
             operator_id=self.seeded.operator_id,
-            operator_slug=self.seeded.operator_slug,
             key=call.key,
             endpoint=call.endpoint,
             fingerprint=fingerprint(call.endpoint, call.request),
