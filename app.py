@@ -68,7 +68,11 @@ def create_app(
         OPENAPI_JSON_PATH="openapi.json",
     )
 
-    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        prepared_statements=settings.database_prepared_statements,
+    )
     session_factory = make_session_factory(engine)
 
     def uow_factory() -> SqlAlchemyUnitOfWork:

@@ -17,6 +17,7 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 METRICS_TOKEN = re.compile(r"[\x21-\x7e]{16,256}")
+BOOLEANS = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 REDIS_KEY_PREFIX = re.compile(r"[\x21-\x7e]{0,99}[\x21-\x39\x3b-\x7e]")
 
 
@@ -47,6 +48,9 @@ class Settings:
     # key or a changed policy takes effect within this time (lootbox/services/credentials.py).
     auth_cache_seconds: float = 5.0
     database_pool_size: int = 5
+    # psycopg's server-side prepared statements. Off: behind a transaction-mode pooler
+    # (PgBouncer before 1.21) they collide between clients sharing a server connection.
+    database_prepared_statements: bool = False
     log_level: str = "INFO"
     # Empty: /metrics is open, like the probes (keep it on the private network). Set: it
     # needs ``Authorization: Bearer <token>``.
@@ -70,6 +74,7 @@ class Settings:
         "SIGNATURE_MAX_SKEW_SECONDS": "signature_max_skew_seconds",
         "AUTH_CACHE_SECONDS": "auth_cache_seconds",
         "DATABASE_POOL_SIZE": "database_pool_size",
+        "DATABASE_PREPARED_STATEMENTS": "database_prepared_statements",
         "LOG_LEVEL": "log_level",
         "METRICS_TOKEN": "metrics_token",
     }
@@ -142,6 +147,11 @@ def _in_range(var: str, value: float, low: float, high: float) -> None:
 
 
 def _parse(var: str, raw: str, type_name: str) -> Any:
+    if type_name == "bool":
+        switch = BOOLEANS.get(raw.strip().lower())
+        if switch is None:
+            raise ConfigError(f"{var}={raw!r} must be on or off (or true/false, 1/0)")
+        return switch
     try:
         if type_name == "int":
             return int(raw)

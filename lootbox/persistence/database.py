@@ -30,7 +30,15 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    echo: bool = False,
+    prepared_statements: bool = False,
+) -> Engine:
+    """``prepared_statements`` lets psycopg prepare a statement on the server after its
+    5th execution on a connection (PostgreSQL only; DATABASE_PREPARED_STATEMENTS)."""
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -38,20 +46,31 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         )
         _serialize_sqlite_writers(engine)
     else:
-        engine = _postgresql_engine(url, pool_size=pool_size, echo=echo)
+        engine = _postgresql_engine(
+            url, pool_size=pool_size, echo=echo, prepared_statements=prepared_statements
+        )
     count_statements(engine)  # lootbox_db_statements_total, read by the benchmarks
     return engine
 
 
-def _postgresql_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
+def _postgresql_engine(
+    url: str, *, pool_size: int, echo: bool, prepared_statements: bool
+) -> Engine:
+    # Bounded like every other wait on a request's path: a database that does not
+    # answer costs a request (or /readyz) seconds, then a 503, never a hung worker.
+    connect_args: dict[str, Any] = {"connect_timeout": 3}
+    if not prepared_statements:
+        # A transaction-mode pooler (PgBouncer before 1.21, many PaaS poolers) gives each
+        # transaction any server connection: a statement one client prepared there collides
+        # with another's ("_pg3_0" already exists, or runs the other's query), and is
+        # missing for its own next transaction. Without a pooler, turn them back on.
+        connect_args["prepare_threshold"] = None
     return create_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
-        # Bounded like every other wait on a request's path: a database that does not
-        # answer costs a request (or /readyz) seconds, then a 503, never a hung worker.
-        connect_args={"connect_timeout": 3},
+        connect_args=connect_args,
         pool_timeout=5,
         # A connection PostgreSQL dropped while idle is replaced on checkout, not used.
         pool_pre_ping=True,

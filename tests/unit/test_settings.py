@@ -208,3 +208,46 @@ def test_a_paas_postgres_url_builds_a_psycopg_engine_without_connecting() -> Non
         )
     finally:
         engine.dispose()
+
+
+# --- psycopg's server-side prepared statements ------------------------------------------------
+
+
+def test_prepared_statements_are_off_unless_turned_on() -> None:
+    assert Settings.from_env({}).database_prepared_statements is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("on", True),
+        ("off", False),
+        ("true", True),
+        ("false", False),
+        ("1", True),
+        ("0", False),
+        ("ON", True),
+        (" Off ", False),
+        ("True", True),
+    ],
+)
+def test_prepared_statements_accept_on_off_true_false_one_zero(raw: str, expected: bool) -> None:
+    settings = Settings.from_env({"DATABASE_PREPARED_STATEMENTS": raw})
+    assert settings.database_prepared_statements is expected
+
+
+def test_an_empty_prepared_statements_variable_keeps_the_default() -> None:
+    settings = Settings.from_env({"DATABASE_PREPARED_STATEMENTS": ""})
+    assert settings.database_prepared_statements is False
+
+
+@pytest.mark.parametrize("raw", ["yes", "no", "enabled", "2", "-1", "onn", "t"])
+def test_anything_else_for_prepared_statements_is_refused_with_the_accepted_values(
+    raw: str,
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"DATABASE_PREPARED_STATEMENTS": raw})
+    message = str(error.value)
+    assert message.startswith(f"DATABASE_PREPARED_STATEMENTS={raw!r}")
+    assert "on or off" in message
+

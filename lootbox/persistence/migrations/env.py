@@ -23,10 +23,15 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
+    section = config.get_section(config.config_ini_section, {})
+    # As the app's engines: nothing prepared on the server, which a transaction-mode pooler
+    # would hand to another client (lootbox/persistence/database.py).
+    postgres = section.get("sqlalchemy.url", "").startswith("postgresql")
     connectable = engine_from_config(
-        config.get_section(config.config_ini_section, {}),
+        section,
         prefix="sqlalchemy.",
         poolclass=pool.NullPool,
+        connect_args={"prepare_threshold": None} if postgres else {},
     )
     with connectable.connect() as connection:
         context.configure(
