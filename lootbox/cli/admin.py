@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 
 from lootbox.cli.output import ProgressLine, emit, json_errors
 from lootbox.container import container
+from lootbox.domain.cashback import MAX_CASHBACK_BPS
 from lootbox.domain.money import format_rate, parse_rate
 from lootbox.persistence.migrate import upgrade_database
 from lootbox.services import catalog, onboarding
@@ -46,7 +47,7 @@ def _deps() -> tuple[Any, Any]:
 @click.option("--wallet-url", required=True)
 @click.option("--wallet-secret", required=True, help="Secret we sign wallet calls with.")
 @click.option("--rate", "rates", multiple=True, help="CUR=RATE from the operator currency.")
-@click.option("--cashback-bps", type=click.IntRange(min=0), default=None)
+@click.option("--cashback-bps", type=click.IntRange(0, MAX_CASHBACK_BPS), default=None)
 @click.option("--refunds/--no-refunds", default=True, show_default=True)
 @click.option("--cashback/--no-cashback", default=True, show_default=True)
 @json_errors
@@ -73,6 +74,7 @@ def create_operator(
         cashback_bps=cashback_bps,
         refunds_enabled=refunds,
         cashback_enabled=cashback,
+        production=container().settings.production,
     )
     emit(
         {
@@ -89,7 +91,7 @@ def create_operator(
 @click.option("--rate", "rates", multiple=True, help="CUR=RATE from the operator currency.")
 @click.option("--refunds/--no-refunds", default=None)
 @click.option("--cashback/--no-cashback", default=None)
-@click.option("--cashback-bps", type=click.IntRange(min=0), default=None)
+@click.option("--cashback-bps", type=click.IntRange(0, MAX_CASHBACK_BPS), default=None)
 @click.option("--wallet-url", default=None)
 @click.option("--wallet-secret", default=None)
 @click.option("--wallet-connect-timeout", type=float, default=None, help="Seconds.")
@@ -120,6 +122,7 @@ def update_operator(
         wallet_secret=wallet_secret,
         wallet_connect_timeout_seconds=wallet_connect_timeout,
         wallet_read_timeout_seconds=wallet_read_timeout,
+        production=container().settings.production,
     )
     container().credentials.forget()
     emit(

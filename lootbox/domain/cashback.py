@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BPS_DENOMINATOR = 10_000
+# Cashback pays back at most the item's whole value: 10,000 bps is 100 %.
+MAX_CASHBACK_BPS = BPS_DENOMINATOR
+
+
+def is_cashback_bps(bps: int) -> bool:
+    return 0 <= bps <= MAX_CASHBACK_BPS
 
 
 @dataclass(frozen=True)

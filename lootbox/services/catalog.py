@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from lootbox.domain.cashback import MAX_CASHBACK_BPS, is_cashback_bps
 from lootbox.domain.draw import validate_odds
 from lootbox.domain.errors import InvalidCatalog, OperatorNotFound
 from lootbox.persistence.repositories import BoxSpec, PrizeSpec
@@ -53,7 +54,7 @@ def parse_catalog(document: Any) -> list[BoxSpec]:
                 price_minor=_int(box, "priceMinor", where, minimum=1),
                 refundable=_bool(box, "refundable", where, default=True),
                 cashback_enabled=_bool(box, "cashbackEnabled", where, default=True),
-                cashback_bps=_optional_int(box, "cashbackBps", where),
+                cashback_bps=_optional_bps(box, "cashbackBps", where),
                 prizes=prizes,
             )
         )
@@ -108,7 +109,7 @@ def _prize(doc: Any, where: str) -> PrizeSpec:
         name=_text(doc, "name", where, 200),
         value_minor=_int(doc, "valueMinor", where, minimum=0),
         odds=odds,
-        cashback_bps=_optional_int(doc, "cashbackBps", where),
+        cashback_bps=_optional_bps(doc, "cashbackBps", where),
     )
 
 
@@ -126,10 +127,13 @@ def _int(doc: dict[str, Any], field: str, where: str, *, minimum: int) -> int:
     return value
 
 
-def _optional_int(doc: dict[str, Any], field: str, where: str) -> int | None:
+def _optional_bps(doc: dict[str, Any], field: str, where: str) -> int | None:
     if doc.get(field) is None:
         return None
-    return _int(doc, field, where, minimum=0)
+    bps = _int(doc, field, where, minimum=0)
+    if not is_cashback_bps(bps):
+        raise InvalidCatalog(f"{where}.{field} must be between 0 and {MAX_CASHBACK_BPS}")
+    return bps
 
 
 def _bool(doc: dict[str, Any], field: str, where: str, *, default: bool) -> bool:

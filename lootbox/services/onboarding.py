@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from lootbox.currencies import is_known
+from lootbox.domain.cashback import MAX_CASHBACK_BPS, is_cashback_bps
 from lootbox.domain.errors import ApiKeyNotFound, OperatorExists, OperatorNotFound, ValidationFailed
-from lootbox.domain.records import Operator
+from lootbox.domain.records import Operator, is_loopback_host
 from lootbox.ports import Clock, UnitOfWork
 
 
@@ -28,9 +31,43 @@ def _check_currency(currency: str) -> None:
         raise ValidationFailed(f"{currency!r} is not an ISO 4217 currency with minor units")
 
 
+# Lowercase letters, digits and "-": nothing that could pass for a separator in a log
+# line, a metric label or a key built from it (docs/security.md, tenant isolation).
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def _check_slug(slug: str) -> None:
+    if not SLUG.fullmatch(slug):
+        raise ValidationFailed(
+            f"operator slug {slug!r} must be 1 to 63 lowercase letters, digits and '-',"
+            " starting with a letter or digit"
+        )
+
+
 def _check_bps(bps: int | None) -> None:
-    if bps is not None and bps < 0:
-        raise ValidationFailed("cashback bps must be >= 0")
+    if bps is not None and not is_cashback_bps(bps):
+        raise ValidationFailed(f"cashback bps must be between 0 and {MAX_CASHBACK_BPS}")
+
+
+def _check_rates(rates: Mapping[str, Decimal]) -> None:
+    for code, rate in rates.items():
+        _check_currency(code)
+        if not (rate.is_finite() and rate > 0):
+            raise ValidationFailed(f"rate {code}={rate} must be a positive finite number")
+
+
+def _check_wallet_url(url: str, *, production: bool) -> None:
+    """An absolute http(s) URL; in production https, or http only to this host, where
+    nothing crosses a network (a sidecar wallet)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationFailed(f"wallet URL {url!r} must be an absolute http(s) URL")
+    if production and parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValidationFailed(
+            f"wallet URL {url!r}: in production the wallet must be https:// (wallet calls"
+            " carry money and a signature); plain http is allowed only to a loopback"
+            " address (127.0.0.0/8, localhost, ::1)"
+        )
 
 
 def create_operator(
@@ -45,14 +82,15 @@ def create_operator(
     cashback_bps: int | None,
     refunds_enabled: bool,
     cashback_enabled: bool,
+    production: bool = False,
 ) -> tuple[Operator, NewApiKey]:
-    """Create an operator and its first API key, in one transaction."""
+    """Create an operator and its first API key, in one transaction. ``production``
+    holds the wallet URL to https (``_check_wallet_url``)."""
+    _check_slug(slug)
     _check_currency(currency)
-    for code in rates:
-        _check_currency(code)
+    _check_rates(rates)
     _check_bps(cashback_bps)
-    if not wallet_url.startswith(("http://", "https://")):
-        raise ValidationFailed("wallet URL must be http(s)")
+    _check_wallet_url(wallet_url, production=production)
     with uow_factory() as uow:
         now = clock.now()
         operator = uow.operators.add(
@@ -111,14 +149,14 @@ def update_operator(
     wallet_secret: str | None = None,
     wallet_connect_timeout_seconds: float | None = None,
     wallet_read_timeout_seconds: float | None = None,
+    production: bool = False,
 ) -> Operator:
     """Change what is given and nothing else. Wallet timeouts are per operator overrides of
     the service defaults (a slow wallet should not need a global change)."""
-    for code in rates:
-        _check_currency(code)
+    _check_rates(rates)
     _check_bps(cashback_bps)
-    if wallet_url is not None and not wallet_url.startswith(("http://", "https://")):
-        raise ValidationFailed("wallet URL must be http(s)")
+    if wallet_url is not None:
+        _check_wallet_url(wallet_url, production=production)
     for timeout in (wallet_connect_timeout_seconds, wallet_read_timeout_seconds):
         if timeout is not None and not 0 < timeout <= 60:
             raise ValidationFailed("wallet timeouts must be between 0 and 60 seconds")

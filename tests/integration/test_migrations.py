@@ -181,3 +181,36 @@ def test_paas_postgres_url_form_is_accepted(empty_postgres: str) -> None:
         assert schema_differences(engine) == []
     finally:
         engine.dispose()
+
+
+# --- data migrations ------------------------------------------------------------------------
+
+def _insert_operator(engine: Engine, slug: str, wallet_secret: str, key_secret: str) -> None:
+    with engine.begin() as conn:
+        operator_id = conn.execute(
+            text(
+                "INSERT INTO operators (slug, currency, wallet_url, wallet_secret,"
+                " refunds_enabled, cashback_enabled, created_at) VALUES (:slug, 'EUR',"
+                " 'https://w.example/rpc', :secret, true, true, CURRENT_TIMESTAMP) RETURNING id"
+            ),
+            {"slug": slug, "secret": wallet_secret},
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO api_keys (key_id, operator_id, secret, created_at)"
+                " VALUES (:key_id, :operator_id, :secret, CURRENT_TIMESTAMP)"
+            ),
+            {"key_id": f"lk_{slug}", "operator_id": operator_id, "secret": key_secret},
+        )
+
+
+def test_the_upgrade_names_an_operator_slug_that_breaks_the_rule(empty_postgres: str) -> None:
+    upgrade_database(empty_postgres, "0002")
+    engine = create_engine(empty_postgres)
+    try:
+        _insert_operator(engine, "opa:cashback", "s", "s")
+        with pytest.raises(RuntimeError, match=r"'opa:cashback'.*Rename"):
+            upgrade_database(empty_postgres)
+        assert current_revision(engine) == "0002"
+    finally:
+        engine.dispose()
