@@ -23,6 +23,7 @@ from lootbox.container import Container
 from lootbox.idempotency.guard import IdempotencyGuard
 from lootbox.idempotency.redis_store import RedisIdempotencyStore, make_redis_client
 from lootbox.persistence.database import SqlAlchemyUnitOfWork, make_engine, make_session_factory
+from lootbox.persistence.secrets import secret_box_for
 from lootbox.ports import Wallet
 from lootbox.readiness import ReadinessProbe
 from lootbox.services.context import ServiceContext, SystemClock
@@ -72,6 +73,7 @@ def create_app(
         settings.database_url,
         pool_size=settings.database_pool_size,
         prepared_statements=settings.database_prepared_statements,
+        secret_box=secret_box_for(settings.encryption_keys),
     )
     session_factory = make_session_factory(engine)
 

@@ -70,6 +70,8 @@ CATALOG = {
 APP_ENV = {
     "LOOTBOX_ENV": "production",
     "SECRET_KEY": "bench-secret-key",
+    # The benchmark's own Fernet key, for the secrets it stores.
+    "LOOTBOX_ENCRYPTION_KEYS": "nuplwiU4uTK-X5TS8m_TPv1X4aYDf_n9RhiXCG89jTw=",
 }
 
 

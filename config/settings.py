@@ -7,6 +7,7 @@ SECRET_KEY. With nothing set, development defaults apply: a SQLite file under
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import re
@@ -55,6 +56,10 @@ class Settings:
     # Empty: /metrics is open, like the probes (keep it on the private network). Set: it
     # needs ``Authorization: Bearer <token>``.
     metrics_token: str = field(default="", repr=False)
+    # Fernet keys, comma-separated: the first encrypts the secrets stored in the database,
+    # all decrypt (lootbox/persistence/secrets.py). Empty in development: a generated key
+    # under instance/. Required in production.
+    encryption_keys: str = field(default="", repr=False)
 
     # environment variable -> field
     ENV_VARS = {
@@ -77,6 +82,7 @@ class Settings:
         "DATABASE_PREPARED_STATEMENTS": "database_prepared_statements",
         "LOG_LEVEL": "log_level",
         "METRICS_TOKEN": "metrics_token",
+        "LOOTBOX_ENCRYPTION_KEYS": "encryption_keys",
     }
 
     @classmethod
@@ -107,6 +113,7 @@ class Settings:
                     ("DATABASE_URL", "database_url"),
                     ("REDIS_URL", "redis_url"),
                     ("SECRET_KEY", "secret_key"),
+                    ("LOOTBOX_ENCRYPTION_KEYS", "encryption_keys"),
                 )
                 if name not in explicit or not getattr(self, name)
             ]
@@ -128,6 +135,14 @@ class Settings:
                 "REDIS_KEY_PREFIX must be 1 to 100 printable ASCII characters without spaces,"
                 " not ending in ':'"
             )
+        if self.encryption_keys and not all(
+            _is_fernet_key(key) for key in self.encryption_keys.split(",")
+        ):
+            raise ConfigError(
+                "LOOTBOX_ENCRYPTION_KEYS must be comma-separated Fernet keys (32 url-safe"
+                " base64-encoded bytes each: python -c 'from cryptography.fernet import"
+                " Fernet; print(Fernet.generate_key().decode())')"
+            )
         if self.metrics_token and not METRICS_TOKEN.fullmatch(self.metrics_token):
             # Guessable, or not something an HTTP header can carry intact.
             raise ConfigError(
@@ -138,6 +153,13 @@ class Settings:
             # A lease shorter than a wallet call would let a second attempt re-send while
             # the first is still waiting for its answer.
             raise ConfigError("MOVEMENT_LEASE_SECONDS must exceed the wallet timeouts")
+
+
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.strip().encode("ascii"))) == 32
+    except (ValueError, UnicodeError):
+        return False
 
 
 def _in_range(var: str, value: float, low: float, high: float) -> None:

@@ -14,12 +14,14 @@ from lootbox.container import container
 from lootbox.domain.cashback import MAX_CASHBACK_BPS
 from lootbox.domain.money import format_rate, parse_rate
 from lootbox.persistence.migrate import upgrade_database
+from lootbox.persistence.secrets import secret_box_for
 from lootbox.services import catalog, onboarding
 
 operators_cli = AppGroup("operators", help="Create and change operators and their API keys.")
 keys_cli = AppGroup("keys", help="Create and revoke an operator's API keys.")
 catalog_cli = AppGroup("catalog", help="Import boxes and prizes.")
 db_cli = AppGroup("db", help="Database schema migrations.")
+secrets_cli = AppGroup("secrets", help="Secrets at rest: key rotation.")
 operators_cli.add_command(keys_cli)
 
 
@@ -189,10 +191,19 @@ def import_catalog(slug: str, file: Any) -> None:
     )
 
 
+@secrets_cli.command("rotate")
+@json_errors
+def rotate_secrets() -> None:
+    """Re-encrypt every stored secret with the first of LOOTBOX_ENCRYPTION_KEYS; then the
+    other keys can be dropped."""
+    uow_factory, _ = _deps()
+    emit({"resealed": onboarding.reseal_secrets(uow_factory)})
+
+
 @db_cli.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply Alembic migrations to DATABASE_URL."""
     settings = container().settings
-    upgrade_database(settings.database_url, revision)
+    upgrade_database(settings.database_url, revision, secret_box_for(settings.encryption_keys))
     emit({"database": "upgraded", "revision": revision})

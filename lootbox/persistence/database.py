@@ -20,6 +20,7 @@ from lootbox.persistence.repositories import (
     OperatorRepository,
     RoundRepository,
 )
+from lootbox.persistence.secrets import SecretBox, attach_secret_box, environment_secret_box
 
 
 def normalize_database_url(url: str) -> str:
@@ -36,9 +37,12 @@ def make_engine(
     pool_size: int = 5,
     echo: bool = False,
     prepared_statements: bool = False,
+    secret_box: SecretBox | None = None,
 ) -> Engine:
     """``prepared_statements`` lets psycopg prepare a statement on the server after its
-    5th execution on a connection (PostgreSQL only; DATABASE_PREPARED_STATEMENTS)."""
+    5th execution on a connection (PostgreSQL only; DATABASE_PREPARED_STATEMENTS).
+    ``secret_box`` seals and opens the secret columns; by default the one of
+    ``LOOTBOX_ENCRYPTION_KEYS`` (or the development key)."""
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -50,6 +54,7 @@ def make_engine(
             url, pool_size=pool_size, echo=echo, prepared_statements=prepared_statements
         )
     count_statements(engine)  # lootbox_db_statements_total, read by the benchmarks
+    attach_secret_box(engine, secret_box or environment_secret_box())
     return engine
 
 

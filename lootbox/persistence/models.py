@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from lootbox.persistence.secrets import EncryptedText
 from lootbox.persistence.types import UtcDateTime
 
 NAMING_CONVENTION = {
@@ -75,7 +76,7 @@ class OperatorRow(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     currency: Mapped[str] = mapped_column(String(3))
     wallet_url: Mapped[str] = mapped_column(String(2048))
-    wallet_secret: Mapped[str] = mapped_column(String(512))
+    wallet_secret: Mapped[str] = mapped_column(EncryptedText)
     wallet_connect_timeout_ms: Mapped[int | None] = mapped_column(Integer)
     wallet_read_timeout_ms: Mapped[int | None] = mapped_column(Integer)
     refunds_enabled: Mapped[bool] = mapped_column(Boolean)
@@ -101,7 +102,7 @@ class ApiKeyRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     key_id: Mapped[str] = mapped_column(String(64), unique=True)
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
-    secret: Mapped[str] = mapped_column(String(128))
+    secret: Mapped[str] = mapped_column(EncryptedText)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 

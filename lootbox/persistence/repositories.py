@@ -194,6 +194,22 @@ class OperatorRepository(_Repository):
         )
         self.session.flush()
 
+    def reseal_secrets(self) -> int:
+        """Write every stored secret again: the secret columns seal with the first of
+        LOOTBOX_ENCRYPTION_KEYS, so after this no row needs an older key. Returns how
+        many secrets were rewritten."""
+        count = 0
+        for table, column in (
+            (ApiKeyRow, ApiKeyRow.secret),
+            (OperatorRow, OperatorRow.wallet_secret),
+        ):
+            for row_id, secret in self.session.execute(select(table.id, column)).all():
+                self.session.execute(
+                    update(table).where(table.id == row_id).values({column: secret})
+                )
+                count += 1
+        return count
+
     def revoke_api_key(self, key_id: str, now: datetime) -> bool:
         result = self.session.execute(
             update(ApiKeyRow)

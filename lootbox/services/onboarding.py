@@ -136,6 +136,15 @@ def revoke_api_key(uow_factory: Callable[[], UnitOfWork], clock: Clock, key_id: 
         uow.commit()
 
 
+def reseal_secrets(uow_factory: Callable[[], UnitOfWork]) -> int:
+    """Re-encrypt every stored secret with the first encryption key, in one transaction
+    (key rotation: docs/security.md)."""
+    with uow_factory() as uow:
+        count: int = uow.operators.reseal_secrets()
+        uow.commit()
+    return count
+
+
 def update_operator(
     uow_factory: Callable[[], UnitOfWork],
     clock: Clock,

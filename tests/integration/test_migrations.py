@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from lootbox.persistence.database import normalize_database_url
 from lootbox.persistence.migrate import alembic_config, upgrade_database
 from lootbox.persistence.models import Base
+from lootbox.persistence.secrets import SecretBox
 from tests.services import postgres_url
 
 # What ``compare_metadata`` does not look at: CHECK constraints and the WHERE clause of a
@@ -185,6 +186,9 @@ def test_paas_postgres_url_form_is_accepted(empty_postgres: str) -> None:
 
 # --- data migrations ------------------------------------------------------------------------
 
+MIGRATION_KEY = "KOfPUTfqHRYbRCsfQLwFfIlwSdijxrLijOqLpzoBRGw="
+
+
 def _insert_operator(engine: Engine, slug: str, wallet_secret: str, key_secret: str) -> None:
     with engine.begin() as conn:
         operator_id = conn.execute(
@@ -202,6 +206,25 @@ def _insert_operator(engine: Engine, slug: str, wallet_secret: str, key_secret: 
             ),
             {"key_id": f"lk_{slug}", "operator_id": operator_id, "secret": key_secret},
         )
+
+
+def test_the_upgrade_encrypts_the_secrets_already_stored(empty_postgres: str) -> None:
+    box = SecretBox([MIGRATION_KEY])
+    upgrade_database(empty_postgres, "0003")
+    engine = create_engine(empty_postgres)
+    try:
+        _insert_operator(engine, "acme", "plain-wallet-secret", "plain-key-secret")
+
+        upgrade_database(empty_postgres, secret_box=box)
+        upgrade_database(empty_postgres, secret_box=box)  # again: nothing sealed twice
+
+        with engine.connect() as conn:
+            wallet = conn.execute(text("SELECT wallet_secret FROM operators")).scalar_one()
+            key = conn.execute(text("SELECT secret FROM api_keys")).scalar_one()
+        assert "plain" not in wallet and "plain" not in key
+        assert (box.open(wallet), box.open(key)) == ("plain-wallet-secret", "plain-key-secret")
+    finally:
+        engine.dispose()
 
 
 def test_the_upgrade_names_an_operator_slug_that_breaks_the_rule(empty_postgres: str) -> None:

@@ -58,6 +58,8 @@ BATCH_TIMEOUT = 60.0
 APP_ENV = {
     "LOOTBOX_ENV": "production",
     "SECRET_KEY": "system-test-secret-key",
+    # A fixed Fernet key: the tests' own, never used anywhere else.
+    "LOOTBOX_ENCRYPTION_KEYS": "nuplwiU4uTK-X5TS8m_TPv1X4aYDf_n9RhiXCG89jTw=",
     "WEB_CONCURRENCY": "4",
     "GUNICORN_THREADS": "8",
     "WALLET_READ_TIMEOUT_SECONDS": "1",

@@ -12,6 +12,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://lootbox:pw@db.internal:5432/lootbox",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "SECRET_KEY": "a-real-secret",
+    "LOOTBOX_ENCRYPTION_KEYS": "KOfPUTfqHRYbRCsfQLwFfIlwSdijxrLijOqLpzoBRGw=",
 }
 
 
@@ -44,14 +45,18 @@ def test_production_starts_with_everything_it_needs() -> None:
     assert settings.secret_key == "a-real-secret"
 
 
-@pytest.mark.parametrize("missing", ["DATABASE_URL", "REDIS_URL", "SECRET_KEY"])
+@pytest.mark.parametrize(
+    "missing", ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "LOOTBOX_ENCRYPTION_KEYS"]
+)
 def test_production_refuses_to_start_without_a_required_variable(missing: str) -> None:
     environ = {k: v for k, v in PRODUCTION.items() if k != missing}
     with pytest.raises(ConfigError, match=missing):
         Settings.from_env(environ)
 
 
-@pytest.mark.parametrize("empty", ["DATABASE_URL", "REDIS_URL", "SECRET_KEY"])
+@pytest.mark.parametrize(
+    "empty", ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "LOOTBOX_ENCRYPTION_KEYS"]
+)
 def test_production_treats_an_empty_variable_as_missing(empty: str) -> None:
     with pytest.raises(ConfigError, match=empty):
         Settings.from_env({**PRODUCTION, empty: ""})
@@ -69,6 +74,7 @@ def test_explicit_overrides_count_as_configured_in_production() -> None:
         database_url="postgresql://x/y",
         redis_url="redis://r",
         secret_key="k",
+        encryption_keys="KOfPUTfqHRYbRCsfQLwFfIlwSdijxrLijOqLpzoBRGw=",
     )
     assert settings.production
 
@@ -251,3 +257,15 @@ def test_anything_else_for_prepared_statements_is_refused_with_the_accepted_valu
     assert message.startswith(f"DATABASE_PREPARED_STATEMENTS={raw!r}")
     assert "on or off" in message
 
+
+def test_encryption_keys_must_be_fernet_keys() -> None:
+    with pytest.raises(ConfigError, match="LOOTBOX_ENCRYPTION_KEYS"):
+        Settings.from_env({**PRODUCTION, "LOOTBOX_ENCRYPTION_KEYS": "not-a-key"})
+
+
+def test_several_encryption_keys_are_accepted_for_rotation() -> None:
+    second = "nuplwiU4uTK-X5TS8m_TPv1X4aYDf_n9RhiXCG89jTw="
+    keys = f"{PRODUCTION['LOOTBOX_ENCRYPTION_KEYS']},{second}"
+    assert (
+        Settings.from_env({**PRODUCTION, "LOOTBOX_ENCRYPTION_KEYS": keys}).encryption_keys == keys
+    )
