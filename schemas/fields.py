@@ -176,3 +176,18 @@ class UtcTimestamp(fields.DateTime):
             return None
         stamp: str = value.astimezone(UTC).isoformat(timespec="microseconds")
         return stamp.replace("+00:00", "Z")
+
+
+class BoundedList(fields.List):
+    """A list refused before its items are loaded when it has more than ``max_items``:
+    ``validate.Length`` runs after every item is deserialized, which for a 1 MiB body of
+    300,000 empty objects took seconds of a worker's CPU to produce a 400."""
+
+    def __init__(self, cls_or_instance: Any, *, max_items: int, **kwargs: Any) -> None:
+        super().__init__(cls_or_instance, validate=validate.Length(min=1, max=max_items), **kwargs)
+        self.max_items = max_items
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list) and len(value) > self.max_items:
+            raise ValidationError(f"Length must be between 1 and {self.max_items}.")
+        return super()._deserialize(value, attr, data, **kwargs)

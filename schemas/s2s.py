@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from schemas.fields import (
     EXAMPLE_ROUND_ID,
+    BoundedList,
     StrictInteger,
     UtcTimestamp,
     client_action_id,
@@ -223,10 +224,10 @@ class PurchaseRequestSchema(Schema):
             " converted at the operator's rate). Omitted or null: the operator currency."
         },
     )
-    reels = fields.List(
+    reels = BoundedList(
         fields.Nested(ReelRequestSchema),
+        max_items=MAX_REELS,
         required=True,
-        validate=validate.Length(min=1, max=MAX_REELS),
         metadata={
             "description": f"1 to {MAX_REELS} reels, each a box; one debit pays for all.",
             "example": [{"reelIndex": 0, "boxVersionId": 1}],

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from flask import g, request
 
+from lootbox.api.body import check_json_limits, read_body
 from lootbox.container import container
 from lootbox.domain.errors import (
     InvalidSignature,
@@ -72,10 +73,10 @@ class Authenticator:
 def authenticate_s2s_request() -> None:
     """``before_request`` of every S2S blueprint: sets ``g.operator`` or raises.
 
-    Order: size (413, raised by get_data), signature (401), media type (415), then the
-    schema (400). The signature covers the exact bytes received.
+    Order: size (413), signature (401), media type (415), then the JSON limits and the
+    schema (400). The signature covers the exact bytes received, all of them.
     """
-    body = request.get_data(cache=True)
+    body = read_body()
     headers = request.headers  # case-insensitive, read in place
     signed = SignedRequest(
         method=request.method,
@@ -86,5 +87,7 @@ def authenticate_s2s_request() -> None:
         signature=headers.get(HEADER_SIGNATURE),
     )
     g.operator = container().authenticator.authenticate(signed)
-    if request.method == "POST" and request.mimetype != "application/json":
-        raise UnsupportedMediaType()
+    if request.method == "POST":
+        if request.mimetype != "application/json":
+            raise UnsupportedMediaType()
+        check_json_limits(body)

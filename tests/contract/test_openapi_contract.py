@@ -12,11 +12,16 @@ or body shape fails the run, and this test.
 Then the negative runs: the same operations unsigned and wrongly signed must all be 401
 with the matching code; and a self-check that the harness does fail on a document that
 does not match the service.
+
+Last, what schemathesis cannot send (it serialises Python values itself): hostile JSON
+texts and query strings from ``tests/contract/hostile.py``, signed, through Hypothesis;
+and chunked bodies over the size limit, on a socket of our own, through gunicorn.
 """
 
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 import os
 import re
@@ -30,10 +35,12 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lootbox.signing import signature_matches
 from tests.conftest import fresh_postgres_database
-from tests.contract import hooks
+from tests.contract import hooks, hostile
 from tests.system.stack import SystemStack, start_stack
 
 pytestmark = pytest.mark.system
@@ -152,6 +159,124 @@ def test_the_harness_fails_on_a_document_the_service_does_not_match(
     unsigned = st_run(live, str(path), *common, signing="none")
     assert unsigned.returncode == 1, report(unsigned)
     assert "401" in unsigned.stdout and "Undocumented" in unsigned.stdout, report(unsigned)
+
+
+# --- hostile input the generated traffic cannot express ----------------------------------------
+
+HOSTILE = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    derandomize=True,  # like the schemathesis run: a CI failure reproduces locally
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+MONEY_PATHS = ("/api/s2s/cashout", "/api/s2s/cancel", "/api/s2s/purchase", "/api/s2s/open")
+READ_PATHS = ("/api/s2s/inventory", "/api/s2s/history")
+# The deployment's body limit: tests.system.stack leaves MAX_CONTENT_LENGTH at its default.
+BODY_LIMIT = 1024 * 1024
+
+
+def assert_no_server_error(status: int, content_type: str, body: bytes, what: object) -> None:
+    """Below 500, JSON, and every 4xx in the error envelope (contract section 2)."""
+    assert status < 500, (what, status, body[:300])
+    assert content_type.startswith("application/json"), (what, status, content_type)
+    document = json.loads(body)
+    if status >= 400:
+        assert set(document) == {"error"}, (what, document)
+        assert isinstance(document["error"].get("code"), str), (what, document)
+        assert isinstance(document["error"].get("message"), str), (what, document)
+
+
+@pytest.fixture(scope="module")
+def http_session() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+@HOSTILE
+@given(path=st.sampled_from(MONEY_PATHS), body=hostile.hostile_bodies)
+def test_hostile_json_bodies_never_cause_a_server_error(
+    live: SystemStack, http_session: requests.Session, path: str, body: bytes
+) -> None:
+    """Signed, so that each body gets past authentication to the parser and the schema."""
+    answer = http_session.post(
+        f"{live.base_url}{path}", data=body, headers=live.signed("POST", path, body), timeout=15
+    )
+
+    assert_no_server_error(
+        answer.status_code, answer.headers.get("Content-Type", ""), answer.content, body[:200]
+    )
+
+
+@HOSTILE
+@given(path=st.sampled_from(READ_PATHS), query=hostile.hostile_queries)
+def test_hostile_query_strings_never_cause_a_server_error(
+    live: SystemStack, http_session: requests.Session, path: str, query: str
+) -> None:
+    answer = http_session.get(
+        f"{live.base_url}{path}?{query}", headers=live.signed("GET", path, b""), timeout=15
+    )
+
+    assert_no_server_error(
+        answer.status_code, answer.headers.get("Content-Type", ""), answer.content, query
+    )
+
+
+def post_chunked(
+    stack: SystemStack, path: str, body: bytes, *, sign_body: bytes | None = None
+) -> tuple[int, str, bytes]:
+    """POST ``body`` with ``Transfer-Encoding: chunked`` and no Content-Length, over a
+    socket of our own (``http.client`` chunks an iterable body)."""
+    headers = stack.signed("POST", path, body if sign_body is None else sign_body)
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=15)
+    try:
+        chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        conn.request("POST", path, body=chunks, headers=headers)
+        answer = conn.getresponse()
+        return answer.status, answer.getheader("Content-Type", ""), answer.read()
+    finally:
+        conn.close()
+
+
+def padded_cashout(player: str, item_id: int, size: int) -> bytes:
+    """A valid cashout body, padded with trailing whitespace (still valid JSON) to ``size``.
+    Its own key: the generated traffic may have used the item's default key already."""
+    document = {"playerExternalId": player, "inventoryItemId": item_id, "idempotencyKey": player}
+    body = json.dumps(document).encode()
+    return body + b" " * (size - len(body))
+
+
+@pytest.mark.parametrize("signed_over", ["whole-body", "first-limit-bytes"])
+def test_a_chunked_body_over_the_limit_is_refused_under_gunicorn_never_truncated(
+    live: SystemStack, signed_over: str
+) -> None:
+    """gunicorn ends a chunked body itself (``wsgi.input_terminated``); werkzeug once cut
+    it at the limit and the signature was checked over what was left."""
+    player = live.new_player("chunked")
+    item = live.won_item(player)
+    body = padded_cashout(player, item, BODY_LIMIT + 1024)
+    sign_body = body[:BODY_LIMIT] if signed_over == "first-limit-bytes" else None
+
+    status, content_type, answer = post_chunked(live, "/api/s2s/cashout", body, sign_body=sign_body)
+
+    assert status == 413, (status, answer[:300])
+    assert json.loads(answer)["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert content_type.startswith("application/json")
+    assert live.wallet_transactions(inventoryItemId=item, type="wallet.credit") == []
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_processed_under_gunicorn(
+    live: SystemStack,
+) -> None:
+    player = live.new_player("chunked")
+    item = live.won_item(player)
+
+    status, _, answer = post_chunked(
+        live, "/api/s2s/cashout", padded_cashout(player, item, BODY_LIMIT)
+    )
+
+    assert status == 200, answer[:300]
+    assert len(live.wallet_transactions(inventoryItemId=item, type="wallet.credit")) == 1
 
 
 # --- the hooks themselves (no server needed) -------------------------------------------------
