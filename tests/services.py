@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -27,6 +27,17 @@ def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def unix_socket_listens(path: str) -> bool:
+    """Whether a server listens on the unix socket ``path`` (the embedded servers do)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+        return True
+
+
 def skip_or_fail(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (LOOTBOX_REQUIRE_SERVICES is set, so this is a failure)")
@@ -39,7 +50,11 @@ def postgres_url() -> str:
     if not url.startswith(("postgres://", "postgresql")):
         url = DEFAULT_TEST_POSTGRES_URL
     parsed = urlparse(url)
-    if not reachable(parsed.hostname or "127.0.0.1", parsed.port or 5432):
+    socket_dir = parse_qs(parsed.query).get("host", [""])[0]
+    if socket_dir.startswith("/"):  # a unix socket, as the embedded PostgreSQL listens
+        if not unix_socket_listens(f"{socket_dir}/.s.PGSQL.{parsed.port or 5432}"):
+            skip_or_fail(f"PostgreSQL not listening in {socket_dir}")
+    elif not reachable(parsed.hostname or "127.0.0.1", parsed.port or 5432):
         skip_or_fail(f"PostgreSQL not reachable at {parsed.hostname}:{parsed.port or 5432}")
     return url
 
@@ -48,6 +63,9 @@ def redis_url() -> str:
     """The Redis URL for tests, or skip (fail under CI) if it cannot be reached."""
     url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or DEFAULT_TEST_REDIS_URL
     parsed = urlparse(url)
-    if not reachable(parsed.hostname or "127.0.0.1", parsed.port or 6379):
+    if parsed.scheme == "unix":  # the embedded Redis
+        if not unix_socket_listens(parsed.path):
+            skip_or_fail(f"Redis not listening on {parsed.path}")
+    elif not reachable(parsed.hostname or "127.0.0.1", parsed.port or 6379):
         skip_or_fail(f"Redis not reachable at {parsed.hostname}:{parsed.port or 6379}")
     return url
