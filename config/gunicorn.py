@@ -21,6 +21,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
+# No control socket (gunicornc): nothing here uses it, signals cover what it does (TTIN,
+# TTOU, HUP, TERM), and its default path is one per user (~/.gunicorn/gunicorn.ctl), so a
+# second instance on the host takes it over (each re-binds it around every worker fork).
+control_socket_disable = True
 # Recycle a worker now and then (a slow leak cannot grow for ever), but rarely: a new
 # worker imports and builds the app again, about 1.2 s of CPU. At 5,000 requests a busy
 # worker was replaced every few seconds, which cost a replay about a sixth of its CPU

@@ -1,8 +1,8 @@
 """All configuration, read from the environment in one place.
 
-``LOOTBOX_ENV=production`` refuses to start without DATABASE_URL, REDIS_URL and
-SECRET_KEY. With nothing set, development defaults apply: a SQLite file under
-``instance/``, an in-process Redis stand-in and the reference wallet.
+``LOOTBOX_ENV=production`` refuses to start without DATABASE_URL, REDIS_URL, SECRET_KEY
+and LOOTBOX_ENCRYPTION_KEYS. With nothing set, development defaults apply (``dev.py``
+sets DATABASE_URL and REDIS_URL to its embedded servers).
 """
 
 from __future__ import annotations
