@@ -6,7 +6,8 @@ prints aligned text, and JSON with ``--json``."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from flask.cli import AppGroup
 
 from lootbox.cli.output import emit, json_errors
 from lootbox.container import container
+from lootbox.domain.errors import IdempotencyRecordNotFound
 from lootbox.ports import DurableKey, IdempotencyRecord
 from lootbox.services.idempotency_admin import (
     KeyInspection,
@@ -23,6 +25,7 @@ from lootbox.services.idempotency_admin import (
     release_key,
 )
 from lootbox.services.operations import PendingOperation, pending_operations
+from lootbox.services.purchase import purchase_key
 
 ops_cli = AppGroup("ops", help="Money operations, for on-call.")
 idem_cli = AppGroup("idem", help="Idempotency keys, for on-call.")
@@ -103,18 +106,54 @@ def _store() -> Any:
     return container().guard.store
 
 
+# A purchase's key is derived from its player and clientActionId: on-call has those two.
+_player_option = click.option(
+    "--player",
+    metavar="PLAYER",
+    default=None,
+    help=(
+        "The purchase's playerExternalId: KEY is then its clientActionId, and the key is "
+        "the purchase's, built as the service builds it (--player u_8431 act-1 is "
+        f"{purchase_key('u_8431', 'act-1')})."
+    ),
+)
+
+
+def _key(key: str, player: str | None) -> str:
+    return key if player is None else purchase_key(player, key)
+
+
+@contextmanager
+def _hint_purchase_keys(player: str | None) -> Iterator[None]:
+    """A purchase is not recorded under its clientActionId: say how to find it."""
+    try:
+        yield
+    except IdempotencyRecordNotFound as exc:
+        if player is not None:
+            raise
+        raise IdempotencyRecordNotFound(
+            f"{exc.message}. A purchase's key is not its clientActionId: "
+            "pass the clientActionId with --player PLAYER"
+        ) from exc
+
+
 @idem_cli.command("show")
 @click.argument("slug")
 @click.argument("key")
+@_player_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 @json_errors
-def idem_show(slug: str, key: str, as_json: bool) -> None:
-    """The Redis record and the database record of one key, side by side."""
+def idem_show(slug: str, key: str, player: str | None, as_json: bool) -> None:
+    """The Redis record and the database record of one key, side by side. A key recorded
+    in neither is an error (IDEMPOTENCY_RECORD_NOT_FOUND, exit code 1)."""
     box = container()
-    seen = inspect_key(box.uow_factory, _store(), box.services.clock, slug, key)
+    with _hint_purchase_keys(player):
+        seen = inspect_key(box.uow_factory, _store(), box.services.clock, slug, _key(key, player))
     if as_json:
         emit(
             {
+                "operator": seen.operator_slug,
+                "key": seen.key,
                 "redisKey": seen.redis_key,
                 "redis": seen.redis.to_json() if seen.redis else None,
                 "redisError": seen.redis_error,
@@ -135,20 +174,27 @@ def idem_show(slug: str, key: str, as_json: bool) -> None:
 def idem_list(
     slug: str, state: str | None, older_than: timedelta | None, limit: int, as_json: bool
 ) -> None:
-    """The operator's keys from the database (the complete record), oldest first."""
+    """The operator's keys from the database (the complete record), newest first. When
+    there are more than --limit, says so (``truncated`` in JSON)."""
     box = container()
     now = box.services.clock.now()
-    found = list_keys(
+    listing = list_keys(
         box.uow_factory, box.services.clock, slug, state=state, older_than=older_than, limit=limit
     )
     if as_json:
-        emit({"count": len(found), "keys": [_durable_json(d) for d in found]})
+        emit(
+            {
+                "count": len(listing.keys),
+                "truncated": listing.truncated,
+                "keys": [_durable_json(d) for d in listing.keys],
+            }
+        )
         return
-    if not found:
+    if not listing.keys:
         click.echo("no keys")
         return
     rows = [("KEY", "STATE", "ENDPOINT", "AGE", "LEASE", "STATUS")]
-    for d in found:
+    for d in listing.keys:
         rows.append(
             (
                 d.key,
@@ -160,20 +206,29 @@ def idem_list(
             )
         )
     click.echo(_table(rows))
+    if listing.truncated:
+        click.echo(
+            f"… cut at --limit {limit}: these are the newest {limit} keys, there are older "
+            "ones; raise --limit (or narrow with --state, --older-than) to see them"
+        )
 
 
 @idem_cli.command("release")
 @click.argument("slug")
 @click.argument("key")
+@_player_option
 @json_errors
-def idem_release(slug: str, key: str) -> None:
+def idem_release(slug: str, key: str, player: str | None) -> None:
     """Forget a stuck in-progress key whose lease has expired, so its retry runs at once.
     Refuses, saying why, a completed key or one a request still holds."""
     box = container()
-    released = release_key(box.uow_factory, _store(), box.services.clock, slug, key)
+    with _hint_purchase_keys(player):
+        released = release_key(
+            box.uow_factory, _store(), box.services.clock, slug, _key(key, player)
+        )
     emit(
         {
-            "released": key,
+            "released": released.key,
             "operator": slug,
             "requestId": released.record.request_id,
             "endpoint": released.record.endpoint,

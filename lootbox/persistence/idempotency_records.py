@@ -86,14 +86,15 @@ class IdempotencyRecordRepository(_Repository):
         created_before: datetime | None = None,
         limit: int = 100,
     ) -> list[DurableKey]:
-        """Records of one operator, oldest first, optionally of one state and older than
+        """Records of one operator, newest first, optionally of one state and older than
         a moment."""
         query = select(IdempotencyRecordRow).where(IdempotencyRecordRow.operator_id == operator_id)
         if state is not None:
             query = query.where(IdempotencyRecordRow.state == state)
         if created_before is not None:
             query = query.where(IdempotencyRecordRow.created_at < created_before)
-        rows = self.session.scalars(query.order_by(IdempotencyRecordRow.id).limit(limit))
+        newest_first = (IdempotencyRecordRow.created_at.desc(), IdempotencyRecordRow.id.desc())
+        rows = self.session.scalars(query.order_by(*newest_first).limit(limit))
         return [_durable(row) for row in rows]
 
     def release_stuck(self, operator_id: int, key: str, now: datetime) -> bool:

@@ -32,9 +32,18 @@ class KeyInspection:
     now: datetime
 
 
+@dataclass(frozen=True)
+class KeyListing:
+    keys: list[DurableKey]
+    truncated: bool  # there were more than the limit: these are the newest
+
+
 def inspect_key(
     uow_factory: UowFactory, store: IdempotencyStore, clock: Clock, slug: str, key: str
 ) -> KeyInspection:
+    """Both records of one key. A key recorded nowhere is ``IdempotencyRecordNotFound``;
+    so is one the database lacks while Redis cannot be read (the database is the durable
+    record: Redis alone holds a key only for the moment between the two claims)."""
     operator_id = _operator_id(uow_factory, slug)
     with uow_factory() as uow:
         durable: DurableKey | None = uow.idempotency.describe(operator_id, key)
@@ -43,6 +52,13 @@ def inspect_key(
         redis_record = store.get(operator_id, key)
     except StoreUnavailable as exc:
         redis_error = str(exc)
+    if durable is None and redis_record is None:
+        where = (
+            f"no database record, and Redis could not be read ({redis_error})"
+            if redis_error
+            else "neither Redis nor the database has it"
+        )
+        raise IdempotencyRecordNotFound(f"no key {key!r} for operator {slug!r}: {where}")
     return KeyInspection(
         slug,
         key,
@@ -62,16 +78,16 @@ def list_keys(
     state: str | None,
     older_than: timedelta | None,
     limit: int,
-) -> list[DurableKey]:
-    """The operator's durable records, oldest first (the database has them all; Redis
-    may have lost some)."""
+) -> KeyListing:
+    """The operator's durable records, newest first, at most ``limit`` (``truncated``
+    says whether there were more). The database has them all; Redis may have lost some."""
     operator_id = _operator_id(uow_factory, slug)
     before = clock.now() - older_than if older_than is not None else None
     with uow_factory() as uow:
         found: list[DurableKey] = uow.idempotency.list_for_operator(
-            operator_id, state=state, created_before=before, limit=limit
+            operator_id, state=state, created_before=before, limit=limit + 1
         )
-    return found
+    return KeyListing(found[:limit], truncated=len(found) > limit)
 
 
 def release_key(
