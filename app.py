@@ -21,7 +21,8 @@ from lootbox.api.reads import blp as reads_blueprint
 from lootbox.api.s2s import blp as s2s_blueprint
 from lootbox.container import Container
 from lootbox.idempotency.guard import IdempotencyGuard
-from lootbox.idempotency.redis_store import RedisIdempotencyStore, make_redis_client
+from lootbox.idempotency.redis_clients import make_redis_client
+from lootbox.idempotency.redis_store import RedisIdempotencyStore
 from lootbox.persistence.database import SqlAlchemyUnitOfWork, make_engine, make_session_factory
 from lootbox.persistence.secrets import secret_box_for
 from lootbox.ports import Wallet

@@ -15,7 +15,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,12 +73,16 @@ class PrivateRedis:
         workdir: Path,
         start_timeout: float = START_TIMEOUT,
         tls: TlsFiles | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.binary = binary
         self.port = port
         self.workdir = workdir
         self.start_timeout = start_timeout
         self.tls = tls  # then it listens for TLS only, on ``port``
+        # More redis-server options, as on its command line (``--replicaof``, ``127.0.0.1``,
+        # ``6380``): a replica, a cluster node.
+        self.extra_args = tuple(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -130,6 +134,7 @@ class PrivateRedis:
         argv = [self.binary]
         for name, value in options.items():
             argv += [f"--{name}", value]
+        argv += self.extra_args
         with (self.workdir / "redis.log").open("ab") as log:
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
@@ -153,12 +158,16 @@ class PrivateRedis:
 
 
 def start_private_redis(
-    binary: str, workdir: Path, start_timeout: float = START_TIMEOUT, tls: TlsFiles | None = None
+    binary: str,
+    workdir: Path,
+    start_timeout: float = START_TIMEOUT,
+    tls: TlsFiles | None = None,
+    extra_args: Sequence[str] = (),
 ) -> PrivateRedis:
     """A private redis-server on a free port, started; its files in ``workdir``."""
     # The free port can be taken between probing and binding; try a few.
     for attempt in range(3):
-        server = PrivateRedis(binary, free_port(), workdir, start_timeout, tls)
+        server = PrivateRedis(binary, free_port(), workdir, start_timeout, tls, extra_args)
         try:
             server.start()
             return server

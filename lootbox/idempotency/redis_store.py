@@ -38,14 +38,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.client import Pipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.exceptions import (
+    RedisError,
+)
 
-from lootbox.observability.metrics import record_redis_error, record_redis_round_trip
+from lootbox.idempotency.redis_clients import LazyRedisCluster
 from lootbox.ports import IdempotencyRecord, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -56,6 +53,10 @@ _STATES = ("in_progress", "completed")
 _CORE_FIELDS = frozenset(
     ("op", "state", "endpoint", "fingerprint", "requestId", "createdAt", "status", "body")
 )
+
+# Both scripts touch one key only, the one passed as KEYS[1] (never a name built inside
+# Lua), so they are cluster-safe: Redis Cluster runs each on the node that holds its key,
+# atomically, as a single server would. A second key would have to share its hash slot.
 
 # Shared by both scripts: the same notion of "a readable record" as ``_decode`` below.
 _LUA_VALID = """
@@ -111,7 +112,9 @@ class RedisIdempotencyStore:
     """``IdempotencyStore`` on Redis (or fakeredis). Thread-safe: it holds no state but
     the client, whose connection pool reconnects by itself after Redis comes back."""
 
-    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self, client: redis.Redis | LazyRedisCluster, prefix: str = DEFAULT_PREFIX
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._claim_script = client.register_script(_CLAIM_LUA)
@@ -270,119 +273,3 @@ def _compact_time(created_at: str) -> str:
     if moment.utcoffset() != timedelta(0):
         return created_at
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- counting round trips ------------------------------------------------------------------
-
-
-def _record_failure(exc: RedisError) -> None:
-    # NOSCRIPT is the script cache missing after a Redis restart or SCRIPT FLUSH: redis-py
-    # loads the script and calls again by itself, so it is no sign of trouble.
-    if isinstance(exc, NoScriptError):
-        return
-    if isinstance(exc, RedisTimeoutError):
-        record_redis_error("timeout")
-    elif isinstance(exc, RedisConnectionError):
-        record_redis_error("connection")
-    else:
-        record_redis_error("other")
-
-
-class CountingPipeline(Pipeline):
-    """A pipeline is one round trip, however many commands it carries."""
-
-    def execute(self, raise_on_error: bool = True) -> list[Any]:
-        if self.command_stack:
-            record_redis_round_trip()
-        try:
-            return super().execute(raise_on_error)
-        except RedisError as exc:
-            _record_failure(exc)
-            raise
-
-    def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
-        # Commands sent at once from a pipeline (after WATCH, SCRIPT EXISTS for its
-        # scripts) are round trips of their own.
-        record_redis_round_trip()
-        try:
-            return super().immediate_execute_command(*args, **options)
-        except RedisError as exc:
-            _record_failure(exc)
-            raise
-
-
-class _CountingClient:
-    """Counts every round trip the app makes (``lootbox_redis_commands_total``) and every
-    failed one (``lootbox_redis_errors_total``), at the single door all commands of a
-    redis-py client go through. A script call (``EVALSHA``) is one command; its NOSCRIPT
-    fallback (``SCRIPT LOAD`` and ``EVALSHA`` again) is two more, as on the wire.
-    Connection set-up and redis-py's own health checks are below this door, uncounted."""
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        record_redis_round_trip()
-        try:
-            return super().execute_command(*args, **options)  # type: ignore[misc]
-        except RedisError as exc:
-            _record_failure(exc)
-            raise
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> CountingPipeline:
-        client: Any = self
-        return CountingPipeline(
-            client.connection_pool, client.response_callbacks, transaction, shard_hint
-        )
-
-    def ping_uncounted(self) -> bool:
-        """``PING`` without counting it: for ``/metrics``, whose scrapes should not move
-        the counter a benchmark reads."""
-        return bool(super().execute_command("PING"))  # type: ignore[misc]
-
-
-class CountingRedis(_CountingClient, redis.Redis):
-    """``redis.Redis`` that counts its round trips."""
-
-
-def make_redis_client(
-    url: str | None, *, socket_timeout: float = 0.5, connect_timeout: float = 0.5
-) -> tuple[redis.Redis, bool]:
-    """A Redis client for ``url``, or an in-process fakeredis stand-in when there is none.
-    Either counts its round trips (``CountingRedis``).
-
-    Returns ``(client, is_stand_in)``; the stand-in is single-process only (each gunicorn
-    worker would have its own), so the app should say so in its log.
-
-    Responses are bytes (``decode_responses=False``): a value that is not UTF-8 then
-    reaches ``_decode`` and is treated as absent instead of raising inside the client.
-    """
-    if url:
-        client = CountingRedis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            health_check_interval=30,
-            # redis-py's default is 10 retries with backoff, timeouts included: seconds
-            # per call while Redis is down. A fast path must give up quickly and let the
-            # database answer, so: one immediate retry, on a connection dropped mid-command
-            # only (claim recognises its own record if the first attempt did land), and
-            # none on timeouts. This replaces ``retry_on_timeout=False``, deprecated since
-            # redis-py 6. Idle sockets that died with a restarted server are already
-            # replaced by the pool before use; nothing here holds a connection itself.
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            decode_responses=False,
-        )
-        return client, False
-
-    import fakeredis  # only the stand-in needs it
-
-    class CountingFakeRedis(_CountingClient, fakeredis.FakeRedis):
-        pass
-
-    stand_in = CountingFakeRedis()
-    try:
-        stand_in.eval("return 1", 0)
-    except (RedisError, UnicodeError) as exc:
-        # Without Lua every claim would fail and the fast path would silently be off.
-        raise RuntimeError(
-            "the in-process Redis stand-in needs Lua: install lupa (fakeredis[lua])"
-        ) from exc
-    return stand_in, True

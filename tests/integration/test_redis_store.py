@@ -15,7 +15,8 @@ import fakeredis
 import pytest
 import redis
 
-from lootbox.idempotency.redis_store import RedisIdempotencyStore, make_redis_client
+from lootbox.idempotency.redis_clients import make_redis_client
+from lootbox.idempotency.redis_store import RedisIdempotencyStore
 from lootbox.ports import IdempotencyRecord, StoreUnavailable
 from tests.redis_server import PrivateRedis, private_redis_server
 from tests.services import redis_url

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from config.settings import PROJECT_ROOT, ConfigError, Settings
 from lootbox.api.errors import outcome_for
 from lootbox.domain import errors as e
-from lootbox.idempotency.redis_store import CountingRedis, make_redis_client
+from lootbox.idempotency.redis_clients import CountingRedis, make_redis_client
 from lootbox.observability import metrics
 from lootbox.observability.metrics import UNCOUNTED
 from lootbox.observability.scrape import PendingMoneyCollector, RedisUpCollector
