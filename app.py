@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 from flask.sessions import SessionInterface, SessionMixin
 
+from config.logging import configure_logging
 from config.settings import Settings
 from lootbox import cli
 from lootbox.api import docs, errors, observability, openapi, request_id
@@ -56,7 +57,7 @@ def create_app(
     field names (``{"database_url": ...}``); ``wallet`` and ``redis_client`` replace the
     real adapters in tests."""
     settings = config if isinstance(config, Settings) else Settings.from_env(**dict(config or {}))
-    logging.basicConfig(level=settings.log_level, format="%(message)s")
+    configure_logging(settings.log_level)  # JSON lines, once per process
 
     app = Flask(__name__)
     app.session_interface = NoSessions()

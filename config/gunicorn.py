@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from typing import Any
 
+from config.logging import LOGGING, gunicorn_logger
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 worker_class = "gthread"
@@ -31,8 +33,10 @@ control_socket_disable = True
 # (docs/benchmarks.md, "What each change bought").
 max_requests = 100_000
 max_requests_jitter = 10_000
-accesslog = None  # the app logs one JSON line per request itself
-errorlog = "-"
+# Every line, gunicorn's and the app's, as one JSON object on stdout; the app writes the
+# access line, gunicorn none (config/logging.py).
+logconfig_dict = LOGGING
+logger_class = gunicorn_logger
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 # --- Prometheus multiprocess mode ------------------------------------------------------------

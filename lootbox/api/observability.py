@@ -4,8 +4,10 @@ The access line (logger ``lootbox.access``) is written once per request, whateve
 answered it: a view, an error handler (401, 404, 405, 413, 415, 400, business errors,
 503) or the catch-all for an unexpected exception. It is written from ``teardown_request``,
 which Flask runs exactly once per request even when an ``after_request`` hook failed;
-``after_request`` only remembers the final status. Fields, never anything else (no
-headers, no body, so no signature and no secret can leak into it)::
+``after_request`` only remembers the final status. Its fields, after the ``time``,
+``level``, ``logger`` and ``message`` (``POST /api/s2s/cashout 200``) every line has
+(config/logging.py), and never anything else (no headers, no body, so no signature and no
+secret can leak into it)::
 
     {"requestId", "operator", "keyId", "method", "endpoint", "path", "idempotencyKey",
      "outcome", "status", "code", "latencyMs"}
@@ -30,7 +32,6 @@ request: any failure there is logged and swallowed.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -148,9 +149,14 @@ def _emit(observed: _Observed, exc: BaseException | None) -> None:
         "code": observed.code,
         "latencyMs": round(seconds * 1000, 1),
     }
+    # The fields are the record's extra: config/logging.py writes them into its JSON line.
     access_log.log(
         logging.WARNING if status >= 500 else logging.INFO,
-        json.dumps(fields, separators=(",", ":")),
+        "%s %s %s",
+        request.method,
+        fields["path"],
+        status,
+        extra=fields,
     )
     endpoint = rule or UNMATCHED
     record_request(

@@ -359,11 +359,17 @@ class HttpWallet:
         latency_ms: int,
     ) -> None:
         kind = _outcome_kind(outcome)
+        code: str | None = None
+        reason: str | None = None
         detail = ""
         if isinstance(outcome, WalletRefusal):
-            detail = f" code={outcome.code}"
+            code = outcome.code
+            detail = f" code={code}"
         elif isinstance(outcome, WalletOutcomeUnknown):
-            detail = f" reason={outcome.reason!r}"
+            reason = outcome.reason
+            detail = f" reason={reason!r}"
+        # The extra is the line's fields (config/logging.py), named like the access line's:
+        # the same ``idempotencyKey`` finds a request and the wallet calls made for it.
         logger.info(
             "wallet call type=%s key=%s outcome=%s status=%s latency_ms=%d%s",
             call_type,
@@ -373,11 +379,13 @@ class HttpWallet:
             latency_ms,
             detail,
             extra={
-                "wallet_call_type": call_type,
-                "idempotency_key": idempotency_key,
-                "wallet_outcome": kind,
-                "http_status": status,
-                "latency_ms": latency_ms,
+                "callType": call_type,
+                "idempotencyKey": idempotency_key,
+                "walletOutcome": kind,
+                "walletStatus": status,
+                "walletCode": code,
+                "reason": reason,
+                "latencyMs": latency_ms,
             },
         )
 

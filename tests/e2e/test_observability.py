@@ -1,7 +1,9 @@
 """The access log: exactly one JSON line per request, whatever answered it, with what an
 on-call engineer needs (request id, operator, route, key, outcome, status, code, latency)
-and nothing secret. Through HTTP on both stacks, with the reference wallet acting out
-refusals and timeouts (docs/runbook.md, "Reading the access log")."""
+and nothing secret; and the other lines of a request (the wallet call, a traceback), JSON
+as well. Each record is read as the app writes it out, through the handler ``create_app``
+configured (config/logging.py). Through HTTP on both stacks, with the reference wallet
+acting out refusals and timeouts (docs/runbook.md, "Reading the access log")."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from config.logging import HANDLER
 from lootbox.api import observability
 from lootbox.services.purchase import purchase_key
 from lootbox.signing import HEADER_SIGNATURE, signed_headers
@@ -27,6 +30,7 @@ from tests.e2e.conftest import (
 )
 from tests.processes import wait_until
 
+EVERY_LINE = {"time", "level", "logger", "message"}
 FIELDS = {
     "requestId",
     "operator",
@@ -42,31 +46,50 @@ FIELDS = {
 }
 
 
+def written(record: logging.LogRecord) -> dict[str, Any]:
+    """``record`` as the app writes it: through the handler create_app put on the root
+    logger, one JSON object on one line, with the fields every line has (its text kept as
+    ``_raw``)."""
+    (handler,) = [h for h in logging.getLogger().handlers if h.name == HANDLER]
+    raw = handler.format(record)
+    assert "\n" not in raw, raw
+    line = json.loads(raw)
+    assert isinstance(line, dict) and set(line) >= EVERY_LINE, raw
+    assert line["logger"] == record.name
+    line["_raw"] = raw
+    return dict(line)
+
+
 @pytest.fixture
-def access_lines(caplog: pytest.LogCaptureFixture) -> Callable[[str], list[dict[str, Any]]]:
-    """The access lines written for one request id, parsed (each must be valid JSON)."""
-    caplog.set_level(logging.INFO, logger="lootbox.access")
+def lines_of(caplog: pytest.LogCaptureFixture) -> Callable[[str], list[dict[str, Any]]]:
+    """Every line a logger (and its children) wrote during the test, as written out."""
+    caplog.set_level(logging.INFO, logger="lootbox")
 
-    def lines_for(request_id: str) -> list[dict[str, Any]]:
-        found = []
-        for record in caplog.records:
-            if record.name != "lootbox.access":
-                continue
-            line = json.loads(record.getMessage())
-            if line["requestId"] == request_id:
-                line["_level"] = record.levelname
-                line["_raw"] = record.getMessage()
-                found.append(line)
-        return found
+    def lines(logger: str) -> list[dict[str, Any]]:
+        return [
+            written(record)
+            for record in caplog.records
+            if record.name == logger or record.name.startswith(f"{logger}.")
+        ]
 
-    return lines_for
+    return lines
+
+
+@pytest.fixture
+def access_lines(
+    lines_of: Callable[[str], list[dict[str, Any]]],
+) -> Callable[[str], list[dict[str, Any]]]:
+    """The access lines written for one request id."""
+    return lambda request_id: [
+        line for line in lines_of("lootbox.access") if line["requestId"] == request_id
+    ]
 
 
 def the_line(lines_for: Callable[[str], list[dict[str, Any]]], request_id: str) -> dict[str, Any]:
     lines = lines_for(request_id)
     assert len(lines) == 1, lines
     line = lines[0]
-    assert set(line) - {"_level", "_raw"} == FIELDS, line
+    assert set(line) - {"_raw"} == EVERY_LINE | FIELDS, line
     return line
 
 
@@ -133,8 +156,32 @@ def test_a_cashout_writes_one_line_with_operator_route_key_and_outcome(
     assert line["idempotencyKey"] == f"cashback:inventory:{item['inventoryItemId']}"
     assert (line["outcome"], line["status"], line["code"]) == ("fresh", 200, None)
     assert isinstance(line["latencyMs"], int | float) and line["latencyMs"] >= 0
-    assert line["_level"] == "INFO"
+    assert line["level"] == "INFO"
     assert_nothing_secret(world, line, signature)
+
+
+def test_the_wallet_call_of_a_request_is_a_json_line_with_the_same_key(
+    world: World,
+    access_lines: Callable[[str], list[dict[str, Any]]],
+    lines_of: Callable[[str], list[dict[str, Any]]],
+) -> None:
+    item = world.win_item("gold")
+    request_id = rid()
+
+    assert cashout(world, item, request_id).status == 200
+
+    key = the_line(access_lines, request_id)["idempotencyKey"]
+    calls = [line for line in lines_of("lootbox.wallet") if line["idempotencyKey"] == key]
+    assert len(calls) == 1, calls
+    (call,) = calls
+    assert (call["level"], call["callType"], call["walletOutcome"]) == (
+        "INFO",
+        "wallet.credit",
+        "accepted",
+    )
+    assert (call["walletStatus"], call["walletCode"], call["reason"]) == (200, None, None)
+    assert isinstance(call["latencyMs"], int)
+    assert_nothing_secret(world, call)
 
 
 def test_a_retry_is_logged_as_a_replay(
@@ -218,7 +265,7 @@ def test_a_wallet_timeout_is_logged_as_unavailable_at_warning(
         503,
         "WALLET_UNAVAILABLE",
     )
-    assert line["_level"] == "WARNING"
+    assert line["level"] == "WARNING"
     assert_nothing_secret(world, line)
 
 
@@ -380,9 +427,10 @@ class ExplodingWallet:
         pass
 
 
-def test_an_unexpected_error_is_logged_once_as_error(
+def test_an_unexpected_error_is_logged_once_as_error_after_its_traceback(
     world: World,
     access_lines: Callable[[str], list[dict[str, Any]]],
+    lines_of: Callable[[str], list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     item = world.win_item("gold")
@@ -395,7 +443,13 @@ def test_an_unexpected_error_is_logged_once_as_error(
     assert (reply.status, reply.code) == (500, "INTERNAL_ERROR")
     line = the_line(access_lines, request_id)
     assert (line["outcome"], line["status"], line["code"]) == ("error", 500, "INTERNAL_ERROR")
-    assert line["_level"] == "WARNING"
+    assert line["level"] == "WARNING"
+    logged = [line["_raw"] for line in lines_of("lootbox")]
+    (traceback,) = [t for t in lines_of("lootbox.api") if "exc_info" in t]
+    assert logged.index(traceback["_raw"]) < logged.index(line["_raw"])
+    assert (traceback["level"], traceback["message"]) == ("ERROR", "unhandled error")
+    assert traceback["exc_info"].startswith("Traceback (most recent call last):")
+    assert traceback["exc_info"].endswith("RuntimeError: bug in the wallet adapter")
 
 
 @pytest.mark.parametrize("broken_part", ["log", "metrics"])
