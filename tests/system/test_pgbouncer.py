@@ -15,6 +15,7 @@ and stopped by PID.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import re
@@ -364,7 +365,12 @@ def database_errors(stack: SystemStack) -> str:
     """The distinct driver errors gunicorn's workers logged (``prepared statement "_pg3_0"
     already exists`` and the like), with how often each occurred."""
     log = (stack.logdir / "gunicorn.log").read_text(errors="replace")
-    found = Counter(re.findall(r"^psycopg\.errors\.\w+: .*$", log, re.MULTILINE))
+    tracebacks = []  # one JSON object per line; a traceback is its exc_info field
+    for line in log.splitlines():
+        with contextlib.suppress(ValueError, AttributeError):  # not a JSON object
+            tracebacks.append(str(json.loads(line).get("exc_info") or ""))
+    text = "\n".join(tracebacks) or log
+    found = Counter(re.findall(r"^psycopg\.errors\.\w+: .*$", text, re.MULTILINE))
     return "\n".join(f"{count:4} x {line}" for line, count in found.most_common(10)) or "(none)"
 
 
