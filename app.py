@@ -83,12 +83,7 @@ def create_app(
         return SqlAlchemyUnitOfWork(session_factory)
 
     if redis_client is None:
-        redis_client, stand_in = make_redis_client(settings.redis_url or None)
-        if stand_in:
-            log.warning(
-                "REDIS_URL is not set: using an in-process Redis stand-in. It is single-process"
-                " only; run one worker, and never in production."
-            )
+        redis_client = make_redis_client(settings.redis_url)
     clock = SystemClock()
     credentials = CredentialCache(uow_factory, settings.auth_cache_seconds)
     services = ServiceContext(

@@ -1,8 +1,8 @@
 """All configuration, read from the environment in one place.
 
 ``LOOTBOX_ENV=production`` refuses to start without DATABASE_URL, REDIS_URL, SECRET_KEY
-and LOOTBOX_ENCRYPTION_KEYS. With nothing set, development defaults apply (``dev.py``
-sets DATABASE_URL and REDIS_URL to its embedded servers).
+and LOOTBOX_ENCRYPTION_KEYS. Everywhere, the app needs DATABASE_URL (PostgreSQL) and
+REDIS_URL; ``dev.py`` sets both to its embedded servers when they are unset.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ class ConfigError(RuntimeError):
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
-    database_url: str = f"sqlite:///{PROJECT_ROOT / 'instance' / 'lootbox.sqlite3'}"
-    redis_url: str = ""  # empty: the in-process stand-in (single process only)
+    # PostgreSQL and Redis are required everywhere: with neither set, dev.py starts
+    # embedded ones and sets these (lootbox/embedded.py).
+    database_url: str = ""
+    redis_url: str = ""
     # Where idempotency records live in Redis: ``<prefix>:<operatorId>:<key>``. Two
     # deployments sharing one Redis (staging and production, two test runs) each need
     # their own, or one would replay the other's answers.

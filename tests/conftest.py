@@ -1,18 +1,16 @@
 """Shared fixtures.
 
 Databases: each test session creates its own PostgreSQL database (``lootbox_t_<random>``)
-on the server it finds, migrates it with Alembic, truncates it between tests and drops it
-at the end; the shared ``test`` database is never written. SQLite tests copy a migrated
-template file, so each starts from the real schema in milliseconds.
+on the server it finds (the machine's, or the embedded one ``dev.py test`` starts),
+migrates it with Alembic, truncates it after each test and drops it at the end; the
+shared ``test`` database is never written.
 """
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -62,31 +60,16 @@ def postgres_db(postgres_database: str) -> Iterator[str]:
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
-    upgrade_database(f"sqlite:///{path}")
-    return path
+@pytest.fixture
+def database_url(postgres_db: str) -> str:
+    """The service's database: the session's PostgreSQL database, emptied after the test."""
+    return postgres_db
 
 
 @pytest.fixture
-def sqlite_db(sqlite_template: Path, tmp_path: Path) -> str:
-    """A migrated SQLite database file of this test's own; its URL."""
-    path = tmp_path / "lootbox.sqlite3"
-    shutil.copyfile(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """Both databases the service supports: SQLite (embedded default) and PostgreSQL."""
-    return str(request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "postgres_db"))
-
-
-@pytest.fixture
-def harness(sqlite_db: str) -> Iterator[ServiceHarness]:
-    """The use cases on a migrated SQLite file, with a fake wallet, a fixed clock and a
-    seeded random source (``tests.fakes.ServiceHarness``)."""
-    h = ServiceHarness(sqlite_db)
+def harness(postgres_db: str) -> Iterator[ServiceHarness]:
+    """The use cases on the session's PostgreSQL database, with a fake wallet, a fixed
+    clock and a seeded random source (``tests.fakes.ServiceHarness``)."""
+    h = ServiceHarness(postgres_db)
     yield h
     h.close()

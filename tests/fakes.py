@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from lootbox.domain.records import InventoryItem, Operator, Round, WalletSettings
 from lootbox.domain.states import PurchaseMode
@@ -237,10 +237,6 @@ class ServiceHarness:
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.database_url)
-        if self.engine.dialect.name == "sqlite":
-            # A throwaway test database needs no fsync per commit; this keeps the unit layer
-            # fast on a busy disk and changes nothing a test can observe.
-            event.listen(self.engine, "connect", _no_fsync)
         self.session_factory = make_session_factory(self.engine)
         self.ctx = ServiceContext(
             uow_factory=self.uow,
@@ -366,9 +362,3 @@ class ServiceHarness:
 
 
 _action_ids = itertools.count(1)
-
-
-def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous=OFF")
-    cursor.close()

@@ -349,11 +349,10 @@ def _fast_retry() -> Retry:
 
 
 def make_redis_client(
-    url: str | None, *, socket_timeout: float = 0.5, connect_timeout: float = 0.5
-) -> tuple[redis.Redis | LazyRedisCluster, bool]:
-    """A Redis client for ``url``, or an in-process fakeredis stand-in when there is none.
-    Each counts its round trips (``CountingRedis``, ``CountingRedisCluster``), and none
-    connects before its first command.
+    url: str, *, socket_timeout: float = 0.5, connect_timeout: float = 0.5
+) -> redis.Redis | LazyRedisCluster:
+    """A Redis client for ``url``. Each counts its round trips (``CountingRedis``,
+    ``CountingRedisCluster``), and none connects before its first command.
 
     - ``redis://`` or ``rediss://``: one server (``StandaloneRedis``, which refuses a
       server that turns out to be a Redis Cluster node).
@@ -361,43 +360,30 @@ def make_redis_client(
       failover (``parse_sentinel_url``).
     - ``redis+cluster://``: a Redis Cluster (``parse_cluster_url``).
 
-    Returns ``(client, is_stand_in)``; the stand-in is single-process only (each gunicorn
-    worker would have its own), so the app should say so in its log. A malformed URL is a
-    ``ValueError``: the app does not start.
+    No URL, or a malformed one, is a ``ValueError``: the app does not start.
 
     Responses are bytes (``decode_responses=False``): a value that is not UTF-8 then
     reaches ``_decode`` and is treated as absent instead of raising inside the client.
     """
-    if url:
-        options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": connect_timeout,
-            "health_check_interval": 30,
-            "decode_responses": False,
-        }
-        scheme = url.partition("://")[0].lower()
-        if scheme == SENTINEL_SCHEME:
-            return _sentinel_client(parse_sentinel_url(url), options), False
-        if scheme == CLUSTER_SCHEME:
-            return _cluster_client(parse_cluster_url(url), options), False
-        if scheme in ("rediss+sentinel", "rediss+cluster"):
-            raise ValueError("REDIS_URL: TLS to a Sentinel or a Redis Cluster is not supported")
-        return StandaloneRedis.from_url(url, retry=_fast_retry(), **options), False
-
-    import fakeredis  # only the stand-in needs it
-
-    class CountingFakeRedis(_CountingClient, fakeredis.FakeRedis):
-        pass
-
-    stand_in = CountingFakeRedis()
-    try:
-        stand_in.eval("return 1", 0)
-    except (RedisError, UnicodeError) as exc:
-        # Without Lua every claim would fail and the fast path would silently be off.
-        raise RuntimeError(
-            "the in-process Redis stand-in needs Lua: install lupa (fakeredis[lua])"
-        ) from exc
-    return stand_in, True
+    if not url:
+        raise ValueError(
+            "REDIS_URL is not set: point it at a Redis ('python3 dev.py serve' starts an"
+            " embedded one when it is unset)"
+        )
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "health_check_interval": 30,
+        "decode_responses": False,
+    }
+    scheme = url.partition("://")[0].lower()
+    if scheme == SENTINEL_SCHEME:
+        return _sentinel_client(parse_sentinel_url(url), options)
+    if scheme == CLUSTER_SCHEME:
+        return _cluster_client(parse_cluster_url(url), options)
+    if scheme in ("rediss+sentinel", "rediss+cluster"):
+        raise ValueError("REDIS_URL: TLS to a Sentinel or a Redis Cluster is not supported")
+    return StandaloneRedis.from_url(url, retry=_fast_retry(), **options)
 
 
 def _sentinel_client(parsed: SentinelUrl, options: dict[str, Any]) -> CountingRedis:

@@ -109,7 +109,7 @@ return 0
 
 
 class RedisIdempotencyStore:
-    """``IdempotencyStore`` on Redis (or fakeredis). Thread-safe: it holds no state but
+    """``IdempotencyStore`` on Redis. Thread-safe: it holds no state but
     the client, whose connection pool reconnects by itself after Redis comes back."""
 
     def __init__(

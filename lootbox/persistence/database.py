@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,15 +44,14 @@ def make_engine(
     ``secret_box`` seals and opens the secret columns; by default the one of
     ``LOOTBOX_ENCRYPTION_KEYS`` (or the development key)."""
     url = normalize_database_url(url)
-    if url.startswith("sqlite"):
-        engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 15}
+    if not url.startswith("postgresql+psycopg://"):
+        raise ValueError(
+            "DATABASE_URL must name a PostgreSQL database (postgres:// or postgresql://);"
+            " 'python3 dev.py serve' starts an embedded one when it is unset"
         )
-        _serialize_sqlite_writers(engine)
-    else:
-        engine = _postgresql_engine(
-            url, pool_size=pool_size, echo=echo, prepared_statements=prepared_statements
-        )
+    engine = _postgresql_engine(
+        url, pool_size=pool_size, echo=echo, prepared_statements=prepared_statements
+    )
     count_statements(engine)  # lootbox_db_statements_total, read by the benchmarks
     attach_secret_box(engine, secret_box or environment_secret_box())
     return engine
@@ -81,26 +80,6 @@ def _postgresql_engine(
         pool_pre_ping=True,
         pool_recycle=1800,
     )
-
-
-def _serialize_sqlite_writers(engine: Engine) -> None:
-    """SQLite (the embedded development default) upgrades a read lock to a write lock
-    lazily and then fails with "database is locked". ``BEGIN IMMEDIATE`` takes the write
-    lock up front, so concurrent requests queue on ``busy_timeout`` instead."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # let us emit BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=15000")
-        if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class SqlAlchemyUnitOfWork:

@@ -30,6 +30,4 @@ def upgrade_database(
     database_url: str, revision: str = "head", secret_box: SecretBox | None = None
 ) -> None:
     url = normalize_database_url(database_url)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url, secret_box), revision)

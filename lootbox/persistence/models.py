@@ -40,9 +40,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# BigInteger ids on PostgreSQL, plain INTEGER on SQLite (where only INTEGER PRIMARY KEY
-# autoincrements).
-Id = BigInteger().with_variant(Integer(), "sqlite")
+Id = BigInteger()
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -131,7 +129,6 @@ class BoxVersionRow(Base):
             "box_id",
             unique=True,
             postgresql_where=text("status = 'active'"),
-            sqlite_where=text("status = 'active'"),
         ),
     )
 
@@ -177,7 +174,6 @@ class RoundRow(Base):
             "client_action_id",
             unique=True,
             postgresql_where=text("status <> 'voided'"),
-            sqlite_where=text("status <> 'voided'"),
         ),
         # History's "open" rows: prepaid rounds that were opened, by the time they were.
         Index(
@@ -186,7 +182,6 @@ class RoundRow(Base):
             "updated_at",
             "id",
             postgresql_where=text(OPENED_PREPAID),
-            sqlite_where=text(OPENED_PREPAID),
         ),
         Index(
             "ix_rounds_player_openings",
@@ -195,7 +190,6 @@ class RoundRow(Base):
             "updated_at",
             "id",
             postgresql_where=text(OPENED_PREPAID),
-            sqlite_where=text(OPENED_PREPAID),
         ),
         CheckConstraint(_in("status", ROUND_STATUSES), name="status"),
         CheckConstraint(_in("mode", ("open", "prepay")), name="mode"),
@@ -281,21 +275,18 @@ class MoneyMovementRow(Base):
             "inventory_item_id",
             unique=True,
             postgresql_where=text("reason = 'cashback' AND status IN ('pending', 'accepted')"),
-            sqlite_where=text("reason = 'cashback' AND status IN ('pending', 'accepted')"),
         ),
         Index(
             "uq_money_movements_live_round_credit",
             "round_id",
             unique=True,
             postgresql_where=text("reason = 'refund' AND status IN ('pending', 'accepted')"),
-            sqlite_where=text("reason = 'refund' AND status IN ('pending', 'accepted')"),
         ),
         Index(
             "uq_money_movements_round_debit",
             "round_id",
             unique=True,
             postgresql_where=text("kind = 'debit'"),
-            sqlite_where=text("kind = 'debit'"),
         ),
         Index("ix_money_movements_pending", "status", "lease_expires_at"),
         # History pages (keyset on created_at, id): operator-wide and per player.

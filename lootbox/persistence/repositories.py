@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import CursorResult, Row, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from lootbox.domain.records import (
@@ -52,14 +52,10 @@ class _Repository:
     def __init__(self, session: Session):
         self.session = session
 
-    @property
-    def _dialect(self) -> str:
-        """``postgresql`` or ``sqlite``, the two the service runs on."""
-        return self.session.get_bind().dialect.name
-
-    def _insert(self, table: Any) -> Any:
-        """A dialect ``INSERT`` that supports ``ON CONFLICT DO NOTHING`` (both do)."""
-        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+    @staticmethod
+    def _insert(table: Any) -> Any:
+        """PostgreSQL's ``INSERT``, which has ``ON CONFLICT``."""
+        return postgresql.insert(table)
 
     def _run(self, statement: Any, params: dict[str, Any]) -> CursorResult[Any]:
         """Run one of ``lootbox.persistence.statements`` on this transaction's connection.
@@ -67,10 +63,10 @@ class _Repository:
         self.session.flush()
         return self.session.connection().execute(statement, params)
 
-    def _run_insert(self, statements: dict[str, Any], params: dict[str, Any]) -> Any:
-        """The dialect's variant of a prebuilt ``INSERT … ON CONFLICT DO NOTHING
-        RETURNING …``: the returned row, or ``None`` when a unique index said no."""
-        return self._run(statements[self._dialect], params).first()
+    def _run_insert(self, statement: Any, params: dict[str, Any]) -> Any:
+        """A prebuilt ``INSERT … ON CONFLICT DO NOTHING RETURNING …``: the returned row,
+        or ``None`` when a unique index said no."""
+        return self._run(statement, params).first()
 
 
 # --- operators and keys ------------------------------------------------------------------

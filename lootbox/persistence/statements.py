@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from lootbox.domain.records import MovementReason, MovementStatus
 from lootbox.persistence.models import (
@@ -165,13 +165,10 @@ IDEMPOTENCY_RELEASE = delete(IDEMPOTENCY).where(*_HELD)
 # --- inserts that yield to a conflict -------------------------------------------------------
 
 
-def _insert_or_nothing(table: Table, *returning: Any) -> dict[str, Any]:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING …`` per dialect; the values are the
-    parameters it runs with (their names are the columns)."""
-    return {
-        name: dialect.insert(table).on_conflict_do_nothing().returning(*returning)
-        for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-    }
+def _insert_or_nothing(table: Table, *returning: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING …``; the values are the parameters it
+    runs with (their names are the columns)."""
+    return postgresql.insert(table).on_conflict_do_nothing().returning(*returning)
 
 
 # The whole row: the movement is what the database wrote, not a copy built beside it.

@@ -1,4 +1,4 @@
-"""Column types that behave the same on PostgreSQL and SQLite."""
+"""Column types."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from sqlalchemy.types import TypeDecorator
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC in Python, ``timestamptz`` on PostgreSQL, naive UTC on SQLite.
-
-    SQLite has no time zones; storing naive UTC there keeps lexicographic comparisons
-    (lease expiry, history ranges) correct.
-    """
+    """Timezone-aware UTC in Python, ``timestamptz`` in PostgreSQL; a naive datetime is
+    refused rather than guessed."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -25,8 +22,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime) or value.tzinfo is None:
             raise ValueError("UtcDateTime needs a timezone-aware datetime")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

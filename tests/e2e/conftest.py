@@ -1,11 +1,8 @@
 """The e2e harness: the Flask app through HTTP (the Flask test client) with real adapters.
 
-Every test runs on two stacks:
-
-* ``sqlite-fakeredis``: a migrated SQLite file and the app's in-process Redis stand-in;
-* ``postgresql-redis``: the session's PostgreSQL database and the real Redis of
-  ``tests.services.redis_url()`` (never flushed or stopped here: destructive Redis tests
-  build their app on a ``private_redis_server()`` instead).
+Every test runs on the production stack, ``postgresql-redis``: the session's PostgreSQL
+database and the real Redis of ``tests.services.redis_url()`` (never flushed or stopped
+here: destructive Redis tests build their app on a ``private_redis_server()`` instead).
 
 The wallet is the real reference wallet served over real HTTP on 127.0.0.1
 (``serve_wallet``). Operators are onboarded through the real CLI with a unique slug per
@@ -26,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import fakeredis
 import pytest
 import redis
 import requests
@@ -110,7 +106,7 @@ CATALOG: dict[str, Any] = {
 # Gold: 400 EUR minor at 8000 bps.
 GOLD_CASHBACK_EUR = 320
 
-STACKS = ("sqlite-fakeredis", "postgresql-redis")
+STACKS = ("postgresql-redis",)
 
 
 # --- HTTP -----------------------------------------------------------------------------------
@@ -370,7 +366,6 @@ class World:
     tmp_path: Path
     slugs: list[str] = field(default_factory=list)
     private_redis: PrivateRedis | None = None
-    fake_server: fakeredis.FakeServer | None = None
 
     @property
     def api(self) -> SignedClient:
@@ -484,8 +479,8 @@ class World:
         return str(reply.json["round"]["publicId"])
 
     def lose_redis_keys(self) -> None:
-        """FLUSHALL the app's Redis: only ever the stand-in or a private redis-server."""
-        assert self.stack == "sqlite-fakeredis" or self.private_redis is not None
+        """FLUSHALL the app's Redis: only ever a private redis-server."""
+        assert self.private_redis is not None, "build the world with controllable_redis=True"
         self.redis.flushall()
 
     @property
@@ -503,19 +498,13 @@ class World:
         return None if raw is None else dict(json.loads(raw))
 
     def stop_redis(self) -> None:
-        """Take the app's Redis away: a private redis-server, or the stand-in's server."""
-        if self.private_redis is not None:
-            self.private_redis.stop()
-        else:
-            assert self.fake_server is not None, "build the world with controllable_redis=True"
-            self.fake_server.connected = False
+        """Take the app's Redis away: its private redis-server."""
+        assert self.private_redis is not None, "build the world with controllable_redis=True"
+        self.private_redis.stop()
 
     def start_redis(self) -> None:
-        if self.private_redis is not None:
-            self.private_redis.start()
-        else:
-            assert self.fake_server is not None
-            self.fake_server.connected = True
+        assert self.private_redis is not None
+        self.private_redis.start()
 
     def query(self, sql: str, **params: Any) -> list[Any]:
         """What an on-call engineer would read in the database."""
@@ -527,13 +516,11 @@ class World:
 class StackConfig:
     name: str
     database_url: str
-    redis_url: str  # "" for the in-process stand-in
+    redis_url: str
 
 
 @pytest.fixture(params=STACKS)
 def stack(request: pytest.FixtureRequest) -> StackConfig:
-    if request.param == "sqlite-fakeredis":
-        return StackConfig(request.param, request.getfixturevalue("sqlite_db"), "")
     url = redis_url()
     return StackConfig(request.param, request.getfixturevalue("postgres_db"), url)
 
@@ -597,18 +584,13 @@ class WorldFactory:
         **overrides: Any,
     ) -> World:
         """``controllable_redis``: a Redis this test may flush and stop (a private
-        redis-server on the PostgreSQL stack; a stand-in on its own FakeServer otherwise)."""
+        redis-server)."""
         stack = self.stack
         server: PrivateRedis | None = None
-        fake_server: fakeredis.FakeServer | None = None
-        redis_client: Any = None
-        if controllable_redis and stack.name == "postgresql-redis":
+        if controllable_redis:
             server = self.exit_stack.enter_context(private_redis_server())
             stack = StackConfig(stack.name, stack.database_url, server.url)
-        elif controllable_redis:
-            fake_server = fakeredis.FakeServer()
-            redis_client = fakeredis.FakeRedis(server=fake_server)
-        app = create_app(app_settings(stack, **overrides), redis_client=redis_client)
+        app = create_app(app_settings(stack, **overrides))
         world = World(
             stack=stack.name,
             app=app,
@@ -617,7 +599,6 @@ class WorldFactory:
             boxes={},
             tmp_path=self.tmp_path,
             private_redis=server,
-            fake_server=fake_server,
         )
         self.worlds.append(world)
         world.operator = world.onboard()
@@ -628,18 +609,10 @@ class WorldFactory:
     def close(self) -> None:
         for world in self.worlds:
             container = world.app.extensions["lootbox"]
-            if (
-                self.stack.redis_url
-                and world.private_redis is None
-                and redis_client_is_real(container.redis)
-            ):
+            if world.private_redis is None:
                 _delete_keys_of(container.redis, container.settings.redis_key_prefix)
             container.services.wallet.close()
             container.engine.dispose()
-
-
-def redis_client_is_real(client: Any) -> bool:
-    return isinstance(client, redis.Redis) and not isinstance(client, fakeredis.FakeRedis)
 
 
 def _delete_keys_of(client: redis.Redis, prefix: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -98,15 +97,20 @@ def _every_code_the_service_has() -> set[str]:
 # --- the document --------------------------------------------------------------------------
 
 
-def _app(tmp_path: Path) -> Flask:
+def _app() -> Flask:
+    # The document needs no database or Redis: nothing connects until a request needs it.
     return create_app(
-        {"database_url": f"sqlite:///{tmp_path / 'docs.sqlite3'}", "env": "test"},
+        {
+            "database_url": "postgresql://postgres@127.0.0.1:1/unused",
+            "redis_url": "redis://127.0.0.1:1/0",
+            "env": "test",
+        },
     )
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    return _app(tmp_path_factory.mktemp("openapi"))
+def app() -> Flask:
+    return _app()
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +123,9 @@ def document(app: Flask) -> dict[str, Any]:
 
 def _operations_at_collection() -> list[tuple[str, str]]:
     """Every operation the document has, known before the tests run (to parametrize)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        app = _app(Path(tmp))
-        doc = app.test_client().get("/openapi.json").get_json()
-        app.extensions["lootbox"].engine.dispose()
+    app = _app()
+    doc = app.test_client().get("/openapi.json").get_json()
+    app.extensions["lootbox"].engine.dispose()
     return [
         (path, method)
         for path, item in doc["paths"].items()

@@ -7,6 +7,7 @@ import json
 
 from app import create_app
 from tests.e2e.conftest import World, WorldFactory, assert_error_envelope
+from tests.services import redis_url
 
 UNREACHABLE_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
 
@@ -44,7 +45,12 @@ def test_readyz_with_redis_down_is_degraded_but_still_ready(make_world: WorldFac
 
 def test_readyz_with_the_database_unreachable_is_503_while_healthz_stays_200() -> None:
     app = create_app(
-        {"database_url": UNREACHABLE_DATABASE, "redis_url": "", "env": "test", "log_level": "ERROR"}
+        {
+            "database_url": UNREACHABLE_DATABASE,
+            "redis_url": redis_url(),
+            "env": "test",
+            "log_level": "ERROR",
+        }
     )
     client = app.test_client()
     try:

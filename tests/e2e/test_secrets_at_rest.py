@@ -3,9 +3,7 @@ database, and the encryption keys rotate without downtime (docs/security.md)."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
-from contextlib import closing
 
 from sqlalchemy.engine import make_url
 
@@ -17,11 +15,8 @@ NEW_KEY = "ffOMp6V1zfRzDzgxSeDYfkUrDL9ckIzhN6aGHVqFsrA="
 
 
 def database_copy(world: World) -> bytes:
-    """What a backup holds: ``pg_dump`` of the database, or SQLite's ``.dump``."""
+    """What a backup holds: ``pg_dump`` of the database."""
     url = make_url(world.app.extensions["lootbox"].settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        with closing(sqlite3.connect(str(url.database))) as conn:
-            return "\n".join(conn.iterdump()).encode()
     libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
     dump = subprocess.run(["pg_dump", "--dbname", libpq], capture_output=True, check=True)
     return dump.stdout

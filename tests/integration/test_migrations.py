@@ -1,4 +1,4 @@
-"""Alembic builds exactly the schema the models describe, on SQLite and on PostgreSQL.
+"""Alembic builds exactly the schema the models describe.
 
 The money invariants live in the schema (partial unique indexes, CHECKs), so a migration
 that drifts from ``lootbox.persistence.models`` would silently drop one of them in
@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +28,6 @@ from tests.services import postgres_url
 
 # What ``compare_metadata`` does not look at: CHECK constraints and the WHERE clause of a
 # partial index. These carry the money invariants, so they are compared here by hand.
-PARTIAL = ("postgresql", "sqlite")
 
 
 def model_checks() -> dict[str, set[str]]:
@@ -46,7 +44,6 @@ def model_partial_indexes() -> dict[str, str]:
         for index in table.indexes:
             where = index.dialect_options["postgresql"]["where"]
             if where is not None:
-                assert str(index.dialect_options["sqlite"]["where"]) == str(where)
                 found[str(index.name)] = str(where)
     return found
 
@@ -56,7 +53,7 @@ def literals(sql: str) -> list[str]:
 
 
 def head_revision() -> str:
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    script = ScriptDirectory.from_config(alembic_config("postgresql://unused"))
     head = script.get_current_head()
     assert head is not None
     return head
@@ -86,16 +83,13 @@ def assert_checks_and_partial_indexes_match(engine: Engine) -> None:
     reflected = {}
     for table in inspector.get_table_names():
         for index in inspector.get_indexes(table):
-            for dialect in PARTIAL:
-                where = index.get("dialect_options", {}).get(f"{dialect}_where")
-                if where is not None:
-                    reflected[index["name"]] = str(where)
+            where = index.get("dialect_options", {}).get("postgresql_where")
+            if where is not None:
+                reflected[index["name"]] = str(where)
     assert set(reflected) == set(expected)
     for name, where in expected.items():
         # PostgreSQL rewrites the clause (casts, ANY(ARRAY[...])) but keeps its literals.
         assert literals(reflected[name]) == literals(where), name
-        if engine.dialect.name == "sqlite":
-            assert " ".join(reflected[name].split()) == where, name
 
 
 @pytest.fixture
@@ -114,19 +108,6 @@ def empty_postgres() -> Iterator[str]:
         admin.dispose()
 
 
-def test_upgrade_head_on_empty_sqlite_matches_the_models(tmp_path: Path) -> None:
-    # A directory that does not exist yet: the release step must create it.
-    url = f"sqlite:///{tmp_path / 'instance' / 'lootbox.sqlite3'}"
-    upgrade_database(url)
-    engine = create_engine(url)
-    try:
-        assert current_revision(engine) == head_revision()
-        assert schema_differences(engine) == []
-        assert_checks_and_partial_indexes_match(engine)
-    finally:
-        engine.dispose()
-
-
 def test_upgrade_head_on_empty_postgres_matches_the_models(empty_postgres: str) -> None:
     engine = create_engine(empty_postgres)
     try:
@@ -139,11 +120,10 @@ def test_upgrade_head_on_empty_postgres_matches_the_models(empty_postgres: str) 
         engine.dispose()
 
 
-def test_upgrade_is_idempotent(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'lootbox.sqlite3'}"
-    upgrade_database(url)
-    upgrade_database(url)  # the release step runs on every deploy
-    engine = create_engine(url)
+def test_upgrade_is_idempotent(empty_postgres: str) -> None:
+    upgrade_database(empty_postgres)
+    upgrade_database(empty_postgres)  # the release step runs on every deploy
+    engine = create_engine(empty_postgres)
     try:
         assert current_revision(engine) == head_revision()
         assert schema_differences(engine) == []
@@ -151,11 +131,10 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_the_comparison_notices_a_missing_invariant(tmp_path: Path) -> None:
+def test_the_comparison_notices_a_missing_invariant(empty_postgres: str) -> None:
     """Guard against a comparison that cannot fail: drop one partial unique index."""
-    url = f"sqlite:///{tmp_path / 'lootbox.sqlite3'}"
-    upgrade_database(url)
-    engine = create_engine(url)
+    upgrade_database(empty_postgres)
+    engine = create_engine(empty_postgres)
     try:
         with engine.begin() as conn:
             conn.execute(text("DROP INDEX uq_money_movements_live_item_credit"))

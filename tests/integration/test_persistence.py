@@ -902,16 +902,13 @@ def test_utc_datetime_round_trips_aware_datetimes_as_utc(
     assert loaded.tzinfo is UTC
     assert loaded.utcoffset() == timedelta(0)
 
-    # Stored as the same UTC instant (naive UTC on SQLite), so SQL comparisons agree.
+    # Stored as the same UTC instant, so SQL comparisons agree.
     with engine.connect() as conn:
         raw = conn.scalar(
             text("SELECT created_at FROM operators WHERE id = :id"), {"id": world.operator_id}
         )
     utc = moment.astimezone(UTC)
-    if engine.dialect.name == "sqlite":
-        assert raw == utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    else:
-        assert raw == utc
+    assert raw == utc
 
 
 def test_utc_datetime_refuses_naive_datetimes(uow: UowFactory, world: World) -> None:

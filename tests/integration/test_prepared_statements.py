@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import fakeredis
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from app import create_app
 from lootbox.persistence.database import make_engine
@@ -96,10 +96,3 @@ def test_the_app_reads_database_prepared_statements_from_the_environment(
             raw_connection.close()
     finally:
         engine.dispose()
-
-
-def test_sqlite_ignores_the_setting(sqlite_db: str, engines: list[Engine]) -> None:
-    engines.append(make_engine(sqlite_db, prepared_statements=True))
-
-    with engines[0].connect() as conn:
-        assert conn.execute(text("SELECT 1")).scalar() == 1

@@ -64,8 +64,7 @@ def client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
         yield fake
         fake.close()
     else:
-        real, stand_in = make_redis_client(redis_url())
-        assert not stand_in
+        real = make_redis_client(redis_url())
         yield real
         real.close()
 
@@ -340,21 +339,16 @@ def test_release_of_a_missing_key_does_nothing(store, client, prefix):
 # --- make_redis_client -------------------------------------------------------------------
 
 
-def test_without_a_url_the_client_is_an_in_process_stand_in():
-    client, stand_in = make_redis_client(None)
-    assert stand_in
-    assert isinstance(client, fakeredis.FakeRedis)
-    store = RedisIdempotencyStore(client, prefix=f"lootbox:idem:test-{uuid4().hex}")
-    assert store.claim(SCOPE, KEY, in_progress(), lease_seconds=30) is None
-    assert store.get(SCOPE, KEY) == in_progress()
-    assert make_redis_client("")[1]
+def test_without_a_url_there_is_no_client_and_the_error_says_what_to_do():
+    for missing in ("", None):
+        with pytest.raises(ValueError, match="REDIS_URL is not set"):
+            make_redis_client(missing)  # type: ignore[arg-type]
 
 
 @pytest.mark.redis
 def test_with_a_url_the_client_is_real_and_fails_fast():
-    client, stand_in = make_redis_client(redis_url(), socket_timeout=0.25, connect_timeout=0.3)
+    client = make_redis_client(redis_url(), socket_timeout=0.25, connect_timeout=0.3)
     try:
-        assert not stand_in
         assert client.ping()
         kwargs = client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] == 0.25
@@ -396,7 +390,7 @@ def test_a_disconnected_fakeredis_is_unavailable():
 @pytest.fixture
 def private() -> Iterator[tuple[PrivateRedis, redis.Redis, RedisIdempotencyStore]]:
     with private_redis_server() as server:
-        client, _ = make_redis_client(server.url)
+        client = make_redis_client(server.url)
         try:
             yield server, client, RedisIdempotencyStore(client)
         finally:

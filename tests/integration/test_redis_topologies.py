@@ -104,7 +104,7 @@ def cluster() -> Iterator[RedisClusterNodes]:
 
 @pytest.fixture
 def cluster_store(cluster: RedisClusterNodes) -> Iterator[RedisIdempotencyStore]:
-    client, _ = make_redis_client(cluster.url)
+    client = make_redis_client(cluster.url)
     try:
         yield RedisIdempotencyStore(client, prefix=f"lootbox:idem:t-{uuid4().hex[:12]}")
     finally:
@@ -196,7 +196,7 @@ def test_a_cluster_command_is_one_round_trip_and_a_flushed_script_cache_is_refil
 def test_the_cluster_client_gives_up_as_quickly_as_the_single_server_client(
     cluster: RedisClusterNodes,
 ) -> None:
-    client, _ = make_redis_client(cluster.url)
+    client = make_redis_client(cluster.url)
     assert isinstance(client, LazyRedisCluster)
     try:
         assert client.ping()
@@ -215,9 +215,7 @@ def test_the_cluster_client_gives_up_as_quickly_as_the_single_server_client(
 
 
 def test_a_cluster_client_connects_on_first_use_and_gives_up_quickly_without_a_cluster() -> None:
-    client, _ = make_redis_client(
-        f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
-    )
+    client = make_redis_client(f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}")
     store = RedisIdempotencyStore(client)  # made, scripts registered: nothing connected
 
     for raised in every_operation_is_unavailable(store):
@@ -228,7 +226,7 @@ def test_a_cluster_client_connects_on_first_use_and_gives_up_quickly_without_a_c
 def test_a_cluster_url_at_a_single_server_says_it_has_no_cluster_mode() -> None:
     require_redis_binaries()
     with private_redis_server() as server:
-        client, _ = make_redis_client(f"redis+cluster://127.0.0.1:{server.port}")
+        client = make_redis_client(f"redis+cluster://127.0.0.1:{server.port}")
         store = RedisIdempotencyStore(client)
 
         for raised in every_operation_is_unavailable(store):
@@ -239,7 +237,7 @@ def test_a_redis_url_at_a_cluster_node_refuses_every_command_and_says_what_to_us
     cluster: RedisClusterNodes, caplog: pytest.LogCaptureFixture
 ) -> None:
     node = cluster.nodes[0]
-    client, _ = make_redis_client(f"redis://127.0.0.1:{node.port}/0")
+    client = make_redis_client(f"redis://127.0.0.1:{node.port}/0")
     prefix = f"lootbox:idem:t-{uuid4().hex[:12]}"
     store = RedisIdempotencyStore(client, prefix=prefix)
     caplog.set_level(logging.INFO, logger="lootbox")
@@ -276,7 +274,7 @@ def sentinels() -> Iterator[SentinelGroup]:
 def test_a_sentinel_client_finds_the_primary_past_a_sentinel_that_is_down(
     sentinels: SentinelGroup,
 ) -> None:
-    client, _ = make_redis_client(sentinels.url(unreachable_first=free_port()))
+    client = make_redis_client(sentinels.url(unreachable_first=free_port()))
     store = RedisIdempotencyStore(client, prefix=f"lootbox:idem:t-{uuid4().hex[:12]}")
     try:
         assert store.claim(SCOPE, "k", in_progress("r"), lease_seconds=30) is None
@@ -302,7 +300,7 @@ def test_a_sentinel_client_finds_the_primary_past_a_sentinel_that_is_down(
 
 
 def test_a_sentinel_client_without_any_sentinel_gives_up_quickly() -> None:
-    client, _ = make_redis_client(
+    client = make_redis_client(
         f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/lootbox"
     )
     store = RedisIdempotencyStore(client)

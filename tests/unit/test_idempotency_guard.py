@@ -128,16 +128,16 @@ class World:
 
 
 @pytest.fixture(params=["redis", "redis-down"])
-def world(request: pytest.FixtureRequest, sqlite_db: str) -> Iterator[World]:
-    harness = ServiceHarness(sqlite_db)
+def world(request: pytest.FixtureRequest, postgres_db: str) -> Iterator[World]:
+    harness = ServiceHarness(postgres_db)
     redis = fakeredis.FakeRedis(server=fakeredis.FakeServer()) if request.param == "redis" else None
     yield World(harness, redis)
     harness.close()
 
 
 @pytest.fixture
-def redis_world(sqlite_db: str) -> Iterator[World]:
-    harness = ServiceHarness(sqlite_db)
+def redis_world(postgres_db: str) -> Iterator[World]:
+    harness = ServiceHarness(postgres_db)
     yield World(harness, fakeredis.FakeRedis(server=fakeredis.FakeServer()))
     harness.close()
 
@@ -272,8 +272,8 @@ def test_an_answer_stored_for_another_operator_is_never_replayed(redis_world: Wo
 # --- Redis is only an accelerator ----------------------------------------------------------------
 
 
-def test_with_redis_down_the_database_still_gives_exactly_once(sqlite_db: str) -> None:
-    harness = ServiceHarness(sqlite_db)
+def test_with_redis_down_the_database_still_gives_exactly_once(postgres_db: str) -> None:
+    harness = ServiceHarness(postgres_db)
     try:
         world = World(harness, None)
         guard = world.guard()

@@ -1,8 +1,8 @@
 """Exactly-once money movement, explored: a Hypothesis state machine (contract §7).
 
 The real use cases (purchase, open, cash out, cancel, reconcile) run behind the real
-``IdempotencyGuard`` (the real ``RedisIdempotencyStore`` on fakeredis, the durable records on
-a migrated SQLite file of each example's own) the way ``lootbox/api/idempotent.py`` calls
+``IdempotencyGuard`` (the real ``RedisIdempotencyStore`` on fakeredis, the durable records in
+PostgreSQL, emptied and seeded again for each example) the way ``lootbox/api/idempotent.py`` calls
 them: the fingerprint of the normalised request, ``guard.run(request, execute)``, any
 ``LootboxError`` a legal answer. The steps interleave purchases (open and prepay, fresh and
 reused ``clientActionId``), opens, cashouts and cancels (default, fresh and borrowed keys,
@@ -43,13 +43,11 @@ import itertools
 import json
 import os
 import random
-import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import fakeredis
@@ -63,7 +61,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from lootbox.domain.errors import LootboxError
 from lootbox.domain.records import Operator, WalletSettings
@@ -98,6 +96,7 @@ from lootbox.services.purchase import (
     purchase_key,
 )
 from lootbox.services.reconcile import reconcile_once
+from tests.conftest import TABLES
 from tests.fakes import CREDIT, DEBIT, FakeWallet, ServiceHarness, box_doc, prize_doc
 
 EXAMPLES = int(os.environ.get("LOOTBOX_MONEY_EXAMPLES", "100"))
@@ -188,10 +187,10 @@ class WorkerDied(BaseException):
 
 @dataclass(frozen=True)
 class Seeded:
-    """A migrated SQLite file with the operator and its catalog; each example copies it."""
+    """The session's PostgreSQL database with the operator and its catalog; each example
+    empties it and seeds it again (the same ids: identities restart)."""
 
-    template: Path
-    workdir: Path
+    database_url: str
     operator: Operator
     operator_id: int
     operator_slug: str
@@ -353,9 +352,6 @@ def same_money(call: WalletMoneyCall, row: MoneyMovementRow) -> bool:
     )
 
 
-_example_numbers = itertools.count(1)
-
-
 # --- the machine --------------------------------------------------------------------------------
 
 
@@ -364,14 +360,13 @@ class MoneyMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.db_path = self.seeded.workdir / f"example-{next(_example_numbers)}.sqlite3"
-        shutil.copyfile(self.seeded.template, self.db_path)
         self.wallet = ScriptedWallet()
         self.harness = ServiceHarness(
-            f"sqlite:///{self.db_path}",
+            self.seeded.database_url,
             wallet=self.wallet,
             movement_lease_seconds=MOVEMENT_LEASE_SECONDS,
         )
+        assert seed(self.harness) == self.seeded
         self.clock = self.harness.clock
         self.wallet.before_send = self._sent_only_when_recorded
         self.redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
@@ -412,8 +407,6 @@ class MoneyMachine(RuleBasedStateMachine):
                 self.settle_everything()
         finally:
             self.harness.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.db_path}{suffix}").unlink(missing_ok=True)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -968,30 +961,33 @@ class MoneyMachine(RuleBasedStateMachine):
 # --- the test -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def seeded(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    """The operator (EUR, USD at 1.1042, 10 % cashback) and its catalog, migrated and
-    seeded once; every example starts from a copy."""
-    workdir = tmp_path_factory.mktemp("money-machine")
-    template = workdir / "seeded.sqlite3"
-    shutil.copyfile(sqlite_template, template)
-    harness = ServiceHarness(f"sqlite:///{template}")
-    try:
-        operator = harness.create_operator("acme", currency=OPERATOR_CURRENCY, rates=RATES)
-        versions = harness.import_catalog(operator.slug, GOLD, SILVER)
-    finally:
-        harness.close()  # the last connection checkpoints the WAL into the file
-    assert not Path(f"{template}-wal").exists()
-    MoneyMachine.seeded = Seeded(
-        template,
-        workdir,
+def seed(harness: ServiceHarness) -> Seeded:
+    """Empty the database and seed it: the operator (EUR, USD at 1.1042, 10 % cashback)
+    and its catalog."""
+    with harness.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    operator = harness.create_operator("acme", currency=OPERATOR_CURRENCY, rates=RATES)
+    versions = harness.import_catalog(operator.slug, GOLD, SILVER)
+    return Seeded(
+        harness.database_url,
         operator,
         operator.id,
         operator.slug,
         versions["gold"],
         versions["silver"],
     )
-    yield MoneyMachine.seeded
+
+
+@pytest.fixture(scope="module", autouse=True)
+def seeded(postgres_database: str) -> Iterator[Seeded]:
+    harness = ServiceHarness(postgres_database)
+    try:
+        MoneyMachine.seeded = seed(harness)
+        yield MoneyMachine.seeded
+        with harness.engine.begin() as conn:  # leave it empty, as every test does
+            conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    finally:
+        harness.close()
 
 
 MoneyMachine.TestCase.settings = settings(

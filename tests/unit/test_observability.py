@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import fakeredis
 import pytest
 from flask import Flask
 from prometheus_client.metrics_core import Metric
@@ -30,7 +31,7 @@ from config.settings import PROJECT_ROOT, ConfigError, Settings
 from lootbox.api import observability
 from lootbox.api.errors import outcome_for
 from lootbox.domain import errors as e
-from lootbox.idempotency.redis_clients import CountingRedis, make_redis_client
+from lootbox.idempotency.redis_clients import CountingRedis, _CountingClient
 from lootbox.observability import metrics
 from lootbox.observability.metrics import UNCOUNTED
 from lootbox.observability.scrape import PendingMoneyCollector, RedisUpCollector
@@ -58,8 +59,16 @@ def gauges(collected: Iterable[Metric]) -> dict[str, float]:
 # --- Redis round trips --------------------------------------------------------------------------
 
 
+class CountingFakeRedis(_CountingClient, fakeredis.FakeRedis):
+    """The counting door of every app Redis client, on an in-process fake."""
+
+
+def counting_fake_redis() -> CountingFakeRedis:
+    return CountingFakeRedis(server=fakeredis.FakeServer())
+
+
 def test_each_redis_command_is_one_round_trip() -> None:
-    client, _ = make_redis_client(None)
+    client = counting_fake_redis()
     before = counter("lootbox_redis_commands_total")
 
     client.set("k", "v")
@@ -69,7 +78,7 @@ def test_each_redis_command_is_one_round_trip() -> None:
 
 
 def test_a_pipeline_is_one_round_trip_however_many_commands_it_carries() -> None:
-    client, _ = make_redis_client(None)
+    client = counting_fake_redis()
     pipe = client.pipeline()
     for n in range(5):
         pipe.set(f"k{n}", n)
@@ -81,7 +90,7 @@ def test_a_pipeline_is_one_round_trip_however_many_commands_it_carries() -> None
 
 
 def test_an_empty_pipeline_makes_no_round_trip() -> None:
-    client, _ = make_redis_client(None)
+    client = counting_fake_redis()
     before = counter("lootbox_redis_commands_total")
 
     assert client.pipeline().execute() == []
@@ -90,7 +99,7 @@ def test_an_empty_pipeline_makes_no_round_trip() -> None:
 
 
 def test_a_loaded_script_call_is_one_round_trip() -> None:
-    client, _ = make_redis_client(None)
+    client = counting_fake_redis()
     script = client.register_script("return redis.call('INCR', KEYS[1])")
     script(keys=["n"])  # the first call loads the script (NOSCRIPT, SCRIPT LOAD, EVALSHA)
     before = counter("lootbox_redis_commands_total")
@@ -115,7 +124,7 @@ def test_a_redis_that_does_not_answer_counts_as_a_connection_error() -> None:
 
 
 def test_the_scrape_ping_is_not_counted() -> None:
-    client, _ = make_redis_client(None)
+    client = counting_fake_redis()
     before = counter("lootbox_redis_commands_total")
 
     assert client.ping_uncounted() is True  # type: ignore[attr-defined]
@@ -126,8 +135,8 @@ def test_the_scrape_ping_is_not_counted() -> None:
 # --- database statements ------------------------------------------------------------------------
 
 
-def test_every_statement_is_counted_except_on_an_uncounted_connection() -> None:
-    engine = make_engine("sqlite://")
+def test_every_statement_is_counted_except_on_an_uncounted_connection(postgres_db: str) -> None:
+    engine = make_engine(postgres_db)
     try:
         with engine.connect() as conn:
             before = counter("lootbox_db_statements_total")
@@ -141,7 +150,7 @@ def test_every_statement_is_counted_except_on_an_uncounted_connection() -> None:
     finally:
         engine.dispose()
 
-    assert counted == 3  # BEGIN IMMEDIATE (SQLite), then the two selects
+    assert counted == 2  # the two selects (BEGIN is not a statement of ours)
     assert uncounted == 0
 
 
@@ -157,8 +166,8 @@ def ledger_gauges(database_url: str) -> dict[str, float]:
         engine.dispose()
 
 
-def test_the_ledger_gauges_on_an_empty_ledger(sqlite_db: str) -> None:
-    found = ledger_gauges(sqlite_db)
+def test_the_ledger_gauges_on_an_empty_ledger(postgres_db: str) -> None:
+    found = ledger_gauges(postgres_db)
 
     assert found == {
         "lootbox_database_up": 1,
@@ -167,8 +176,8 @@ def test_the_ledger_gauges_on_an_empty_ledger(sqlite_db: str) -> None:
     }
 
 
-def test_a_database_that_does_not_answer_is_reported_not_raised(tmp_path: Path) -> None:
-    found = ledger_gauges(f"sqlite:///{tmp_path}/missing-dir/db.sqlite3")
+def test_a_database_that_does_not_answer_is_reported_not_raised() -> None:
+    found = ledger_gauges("postgresql://postgres@127.0.0.1:1/nothing-listens-here")
 
     assert found == {"lootbox_database_up": 0}
 

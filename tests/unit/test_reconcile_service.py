@@ -81,8 +81,8 @@ class World:
 
 
 @pytest.fixture
-def world(sqlite_db: str) -> Iterator[World]:
-    harness = ServiceHarness(sqlite_db, movement_lease_seconds=LEASE)
+def world(postgres_db: str) -> Iterator[World]:
+    harness = ServiceHarness(postgres_db, movement_lease_seconds=LEASE)
     operator = harness.create_operator()
     versions = harness.import_catalog(
         operator.slug, box_doc("gold", price_minor=PRICE, refundable=True)

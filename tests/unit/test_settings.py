@@ -20,8 +20,8 @@ def test_nothing_set_gives_the_development_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.env == "development"
     assert not settings.production
-    assert settings.database_url.startswith("sqlite:///")
-    assert settings.redis_url == ""  # the app then uses the in-process stand-in
+    assert settings.database_url == ""  # dev.py sets it (an embedded PostgreSQL)
+    assert settings.redis_url == ""
     assert (settings.wallet_connect_timeout_seconds, settings.wallet_read_timeout_seconds) == (
         2.0,
         5.0,
@@ -196,7 +196,6 @@ def test_numbers_out_of_their_sensible_range_are_refused(environ: dict[str, str]
             "postgresql+psycopg://u@db/lootbox?sslmode=require",
         ),
         ("postgresql+psycopg://u@db/lootbox", "postgresql+psycopg://u@db/lootbox"),
-        ("sqlite:///instance/lootbox.sqlite3", "sqlite:///instance/lootbox.sqlite3"),
     ],
 )
 def test_database_urls_are_normalised_to_the_psycopg3_driver(url: str, expected: str) -> None:
