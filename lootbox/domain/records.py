@@ -214,3 +214,42 @@ class MoneyMovement:
         if self.lease_expires_at is not None and self.lease_expires_at > now:
             return MovementPhase.IN_FLIGHT
         return MovementPhase.OUTCOME_UNKNOWN if self.attempts else MovementPhase.RECORDED
+
+
+# --- what the use cases ask the repositories to write -------------------------------------
+
+
+@dataclass(frozen=True)
+class PrizeSpec:
+    name: str
+    value_minor: int
+    odds: Decimal
+    cashback_bps: int | None
+
+
+@dataclass(frozen=True)
+class BoxSpec:
+    slug: str
+    name: str
+    price_minor: int
+    refundable: bool
+    cashback_enabled: bool
+    cashback_bps: int | None
+    prizes: tuple[PrizeSpec, ...]
+
+
+@dataclass(frozen=True)
+class NewMovement:
+    operator_id: int
+    idempotency_key: str
+    kind: MovementKind
+    reason: MovementReason
+    player_external_id: str
+    amount_minor: int
+    currency: str
+    operator_amount_minor: int
+    operator_currency: str
+    rate: Decimal
+    round_id: int | None = None
+    round_public_id: str | None = None
+    inventory_item_id: int | None = None

@@ -4,7 +4,6 @@ UPDATE whose row count says whether this caller made the transition."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -15,14 +14,17 @@ from sqlalchemy.orm import Session
 
 from lootbox.domain.records import (
     ApiKey,
+    BoxSpec,
     BoxVersion,
     InventoryItem,
     MoneyMovement,
     MovementKind,
     MovementReason,
     MovementStatus,
+    NewMovement,
     Operator,
     Prize,
+    PrizeSpec,
     Reel,
     Round,
     WalletSettings,
@@ -216,25 +218,6 @@ class OperatorRepository(_Repository):
 
 
 # --- catalog ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PrizeSpec:
-    name: str
-    value_minor: int
-    odds: Decimal
-    cashback_bps: int | None
-
-
-@dataclass(frozen=True)
-class BoxSpec:
-    slug: str
-    name: str
-    price_minor: int
-    refundable: bool
-    cashback_enabled: bool
-    cashback_bps: int | None
-    prizes: tuple[PrizeSpec, ...]
 
 
 class CatalogRepository(_Repository):
@@ -514,23 +497,6 @@ def _item(row: InventoryItemRow | Row[Any]) -> InventoryItem:
 
 
 # --- the ledger ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NewMovement:
-    operator_id: int
-    idempotency_key: str
-    kind: MovementKind
-    reason: MovementReason
-    player_external_id: str
-    amount_minor: int
-    currency: str
-    operator_amount_minor: int
-    operator_currency: str
-    rate: Decimal
-    round_id: int | None = None
-    round_public_id: str | None = None
-    inventory_item_id: int | None = None
 
 
 class LedgerRepository(_Repository):

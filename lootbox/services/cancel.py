@@ -16,11 +16,11 @@ from lootbox.domain.records import (
     MovementKind,
     MovementReason,
     MovementStatus,
+    NewMovement,
     Operator,
     Round,
 )
 from lootbox.domain.states import RoundStatus, external_round_status
-from lootbox.persistence.repositories import NewMovement
 from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome
 from lootbox.services.context import ServiceContext
 from lootbox.services.movements import Leased, drive_credit, lease, record

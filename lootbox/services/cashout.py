@@ -19,10 +19,10 @@ from lootbox.domain.records import (
     MovementKind,
     MovementReason,
     MovementStatus,
+    NewMovement,
     Operator,
 )
 from lootbox.domain.states import ItemState, external_item_state
-from lootbox.persistence.repositories import NewMovement
 from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome
 from lootbox.services.context import ServiceContext
 from lootbox.services.fx import from_operator_currency, rate_for

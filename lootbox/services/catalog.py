@@ -12,7 +12,7 @@ from typing import Any
 from lootbox.domain.cashback import MAX_CASHBACK_BPS, is_cashback_bps
 from lootbox.domain.draw import validate_odds
 from lootbox.domain.errors import InvalidCatalog, OperatorNotFound
-from lootbox.persistence.repositories import BoxSpec, PrizeSpec
+from lootbox.domain.records import BoxSpec, PrizeSpec
 from lootbox.ports import Clock, UnitOfWork
 
 

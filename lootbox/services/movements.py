@@ -21,8 +21,13 @@ from lootbox.domain.errors import (
     WalletUnavailable,
 )
 from lootbox.domain.money import format_rate
-from lootbox.domain.records import MoneyMovement, MovementKind, MovementStatus, Operator
-from lootbox.persistence.repositories import NewMovement
+from lootbox.domain.records import (
+    MoneyMovement,
+    MovementKind,
+    MovementStatus,
+    NewMovement,
+    Operator,
+)
 from lootbox.ports import (
     UnitOfWork,
     WalletAccepted,

@@ -23,6 +23,7 @@ from lootbox.domain.records import (
     BoxVersion,
     MovementKind,
     MovementReason,
+    NewMovement,
     Operator,
     Reel,
     Round,
@@ -33,7 +34,6 @@ from lootbox.domain.states import (
     external_item_state,
     external_round_status,
 )
-from lootbox.persistence.repositories import NewMovement
 from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome, WalletRefusal
 from lootbox.services.cancel import settle_refund
 from lootbox.services.cashout import quote_cashback

@@ -20,7 +20,15 @@ import pytest
 from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from lootbox.domain.records import MovementKind, MovementReason, MovementStatus, Reel
+from lootbox.domain.records import (
+    BoxSpec,
+    MovementKind,
+    MovementReason,
+    MovementStatus,
+    NewMovement,
+    PrizeSpec,
+    Reel,
+)
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 from lootbox.persistence import statements as hot
 from lootbox.persistence.database import (
@@ -29,7 +37,7 @@ from lootbox.persistence.database import (
     make_session_factory,
 )
 from lootbox.persistence.models import MoneyMovementRow, OperatorRow, RoundRow
-from lootbox.persistence.repositories import BoxSpec, NewMovement, PrizeSpec, new_movement_row
+from lootbox.persistence.repositories import new_movement_row
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 LEASE = timedelta(seconds=15)

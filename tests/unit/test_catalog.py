@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lootbox.domain.errors import InvalidCatalog, OperatorNotFound
-from lootbox.persistence.repositories import BoxSpec, PrizeSpec
+from lootbox.domain.records import BoxSpec, PrizeSpec
 from lootbox.services.catalog import import_catalog, parse_catalog
 from tests.fakes import ServiceHarness, box_doc, prize_doc
 
