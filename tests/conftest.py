@@ -26,21 +26,27 @@ TABLES = ", ".join(table.name for table in reversed(Base.metadata.sorted_tables)
 
 
 @contextmanager
-def fresh_postgres_database(prefix: str = "lootbox_t") -> Iterator[str]:
-    """A new, migrated PostgreSQL database on the server the tests use; dropped after."""
+def empty_postgres_database(prefix: str = "lootbox_t") -> Iterator[str]:
+    """A new database with no tables on the server the tests use; dropped after."""
     admin_url = make_url(normalize_database_url(postgres_url()))
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade_database(url)
-        yield url
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str = "lootbox_t") -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the server the tests use; dropped after."""
+    with empty_postgres_database(prefix) as url:
+        upgrade_database(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ class CountingPipeline(Pipeline):
             raise
 
 
-class _CountingClient:
+class CountingClient:
     """Counts every round trip the app makes (``lootbox_redis_commands_total``) and every
     failed one (``lootbox_redis_errors_total``), at the single door all commands of a
     redis-py client go through. A script call (``EVALSHA``) is one command; its NOSCRIPT
@@ -103,7 +103,7 @@ class _CountingClient:
         return bool(super().execute_command("PING"))  # type: ignore[misc]
 
 
-class CountingRedis(_CountingClient, redis.Redis):
+class CountingRedis(CountingClient, redis.Redis):
     """``redis.Redis`` that counts its round trips."""
 
 
@@ -116,7 +116,7 @@ class ClusterNodeRefused(RedisError):
     """A ``redis://`` client whose server is a Redis Cluster node (``StandaloneRedis``)."""
 
 
-class CountingRedisCluster(_CountingClient, RedisCluster):
+class CountingRedisCluster(CountingClient, RedisCluster):
     """``RedisCluster`` that counts its round trips as ``CountingRedis`` does: one per
     command the app sends, at the same door. Below that door, and not counted: the MOVED
     and ASK redirects it follows, the extra nodes of a command it sends to several (``SCRIPT

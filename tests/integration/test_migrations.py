@@ -9,7 +9,6 @@ is empty to begin with and asks Alembic's autogenerate comparison for difference
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,11 +19,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from lootbox.persistence.database import normalize_database_url
 from lootbox.persistence.migrate import alembic_config, upgrade_database
 from lootbox.persistence.models import Base
 from lootbox.persistence.secrets import SecretBox
-from tests.services import postgres_url
+from tests.conftest import empty_postgres_database
 
 # What ``compare_metadata`` does not look at: CHECK constraints and the WHERE clause of a
 # partial index. These carry the money invariants, so they are compared here by hand.
@@ -95,17 +93,8 @@ def assert_checks_and_partial_indexes_match(engine: Engine) -> None:
 @pytest.fixture
 def empty_postgres() -> Iterator[str]:
     """A brand-new, empty PostgreSQL database of this test's own; its URL (dropped after)."""
-    admin_url = make_url(normalize_database_url(postgres_url()))
-    name = f"lootbox_m_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with empty_postgres_database("lootbox_m") as url:
+        yield url
 
 
 def test_upgrade_head_on_empty_postgres_matches_the_models(empty_postgres: str) -> None:

@@ -13,20 +13,17 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from lootbox.persistence.database import normalize_database_url
 from lootbox.signing import signed_headers
+from tests.conftest import empty_postgres_database as empty_database
 from tests.processes import children_of, cmdline, free_port, stop_process, tail, wait_until
 from tests.redis_server import private_redis_server
-from tests.services import postgres_url
 from tests.system.stack import APP_ENV, BIN, HOST, REPO_ROOT, WALLET_SECRET, _base_env, _cli
 
 pytestmark = pytest.mark.system
@@ -51,20 +48,10 @@ def procfile(path: Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def empty_postgres_database() -> Iterator[str]:
-    """A new database with no tables on the tests' PostgreSQL, dropped after; its URL in
-    the form the platform's add-on gives it (``postgres://``)."""
-    admin_url = make_url(normalize_database_url(postgres_url()))
-    name = f"lootbox_procfile_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = admin_url.set(drivername="postgres", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A new database with no tables, dropped after; its URL in the form the platform's
+    add-on gives it (``postgres://``)."""
+    with empty_database("lootbox_procfile") as url:
+        yield make_url(url).set(drivername="postgres").render_as_string(hide_password=False)
 
 
 def start_time(pid: int) -> int | None:

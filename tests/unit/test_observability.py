@@ -31,7 +31,7 @@ from config.settings import PROJECT_ROOT, ConfigError, Settings
 from lootbox.api import observability
 from lootbox.api.errors import outcome_for
 from lootbox.domain import errors as e
-from lootbox.idempotency.redis_clients import CountingRedis, _CountingClient
+from lootbox.idempotency.redis_clients import CountingClient, CountingRedis
 from lootbox.observability import metrics
 from lootbox.observability.metrics import UNCOUNTED
 from lootbox.observability.scrape import PendingMoneyCollector, RedisUpCollector
@@ -59,7 +59,7 @@ def gauges(collected: Iterable[Metric]) -> dict[str, float]:
 # --- Redis round trips --------------------------------------------------------------------------
 
 
-class CountingFakeRedis(_CountingClient, fakeredis.FakeRedis):
+class CountingFakeRedis(CountingClient, fakeredis.FakeRedis):
     """The counting door of every app Redis client, on an in-process fake."""
 
 
