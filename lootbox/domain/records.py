@@ -15,6 +15,10 @@ from enum import StrEnum
 
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 
+# An operator slug: lowercase letters, digits and "-", nothing that could pass for a
+# separator in a log line, a metric label or a key built from it (docs/security.md).
+OPERATOR_SLUG = r"[a-z0-9][a-z0-9-]{0,62}"
+
 
 def is_loopback_host(host: str) -> bool:
     """``localhost`` or an address of 127.0.0.0/8 or ``::1``: nothing sent there leaves

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from lootbox.domain.cashback import MAX_CASHBACK_BPS
+from lootbox.domain.records import OPERATOR_SLUG
 from lootbox.persistence.secrets import EncryptedText
 from lootbox.persistence.types import UtcDateTime
 
@@ -41,6 +43,9 @@ NAMING_CONVENTION = {
 }
 
 Id = BigInteger()
+# The bounds onboarding and the catalog import enforce, held by the database too.
+CASHBACK_BPS = f"cashback_bps IS NULL OR cashback_bps BETWEEN 0 AND {MAX_CASHBACK_BPS}"
+SLUG = f"slug ~ '^{OPERATOR_SLUG}$'"
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -66,7 +71,8 @@ class Base(DeclarativeBase):
 class OperatorRow(Base):
     __tablename__ = "operators"
     __table_args__ = (
-        CheckConstraint("cashback_bps IS NULL OR cashback_bps >= 0", name="cashback_bps"),
+        CheckConstraint(SLUG, name="slug"),
+        CheckConstraint(CASHBACK_BPS, name="cashback_bps"),
         CheckConstraint("length(currency) = 3", name="currency"),
     )
 
@@ -123,7 +129,7 @@ class BoxVersionRow(Base):
         UniqueConstraint("box_id", "version"),
         CheckConstraint("price_minor > 0", name="price_positive"),
         CheckConstraint(_in("status", ("active", "superseded", "inactive")), name="status"),
-        CheckConstraint("cashback_bps IS NULL OR cashback_bps >= 0", name="cashback_bps"),
+        CheckConstraint(CASHBACK_BPS, name="cashback_bps"),
         Index(
             "uq_box_versions_one_active",
             "box_id",
@@ -150,7 +156,7 @@ class PrizeRow(Base):
     __table_args__ = (
         UniqueConstraint("box_version_id", "position"),
         CheckConstraint("value_minor >= 0", name="value_non_negative"),
-        CheckConstraint("cashback_bps IS NULL OR cashback_bps >= 0", name="cashback_bps"),
+        CheckConstraint(CASHBACK_BPS, name="cashback_bps"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

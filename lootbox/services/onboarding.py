@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from lootbox.currencies import is_known
 from lootbox.domain.cashback import MAX_CASHBACK_BPS, is_cashback_bps
 from lootbox.domain.errors import ApiKeyNotFound, OperatorExists, OperatorNotFound, ValidationFailed
-from lootbox.domain.records import Operator, is_loopback_host
+from lootbox.domain.records import OPERATOR_SLUG, Operator, is_loopback_host
 from lootbox.ports import Clock, UnitOfWork
 
 
@@ -31,9 +31,7 @@ def _check_currency(currency: str) -> None:
         raise ValidationFailed(f"{currency!r} is not an ISO 4217 currency with minor units")
 
 
-# Lowercase letters, digits and "-": nothing that could pass for a separator in a log
-# line, a metric label or a key built from it (docs/security.md, tenant isolation).
-SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+SLUG = re.compile(OPERATOR_SLUG)
 
 
 def _check_slug(slug: str) -> None:

@@ -18,6 +18,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from lootbox.persistence.migrate import alembic_config, upgrade_database
 from lootbox.persistence.models import Base
@@ -203,5 +204,43 @@ def test_the_upgrade_names_an_operator_slug_that_breaks_the_rule(empty_postgres:
         with pytest.raises(RuntimeError, match=r"'opa:cashback'.*Rename"):
             upgrade_database(empty_postgres)
         assert current_revision(engine) == "0002"
+    finally:
+        engine.dispose()
+
+
+def _operator_with(engine: Engine, slug: str, cashback_bps: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO operators (slug, currency, wallet_url, wallet_secret,"
+                " refunds_enabled, cashback_enabled, cashback_bps, created_at) VALUES (:slug,"
+                " 'EUR', 'https://w.example/rpc', 's', true, true, :bps, CURRENT_TIMESTAMP)"
+            ),
+            {"slug": slug, "bps": cashback_bps},
+        )
+
+
+@pytest.mark.parametrize(("slug", "bps"), [("acme", 10_001), ("acme", -1), ("opa:cashback", 0)])
+def test_the_database_refuses_a_bound_that_onboarding_refuses(
+    empty_postgres: str, slug: str, bps: int
+) -> None:
+    upgrade_database(empty_postgres)
+    engine = create_engine(empty_postgres)
+    try:
+        _operator_with(engine, "fine", 10_000)  # the edge is allowed
+        with pytest.raises(IntegrityError, match="ck_operators_"):
+            _operator_with(engine, slug, bps)
+    finally:
+        engine.dispose()
+
+
+def test_the_upgrade_names_cashback_above_the_whole_value(empty_postgres: str) -> None:
+    upgrade_database(empty_postgres, "0004")
+    engine = create_engine(empty_postgres)
+    try:
+        _operator_with(engine, "acme", 1_000_000)
+        with pytest.raises(RuntimeError, match=r"above 10000.*'operators': 1"):
+            upgrade_database(empty_postgres)
+        assert current_revision(engine) == "0004"
     finally:
         engine.dispose()
