@@ -95,6 +95,8 @@ def create_app(
         ),
         clock=clock,
         movement_lease_seconds=settings.movement_lease_seconds,
+        idempotency_lease_seconds=settings.idempotency_lease_seconds,
+        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         wallet_connect_timeout_seconds=settings.wallet_connect_timeout_seconds,
         wallet_read_timeout_seconds=settings.wallet_read_timeout_seconds,
     )

@@ -5,11 +5,29 @@ Each docstring is the contract an implementation must keep.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from lootbox.domain.records import WalletSettings
+from lootbox.domain.listings import HistoryEntry, HistoryPosition, ItemListing
+from lootbox.domain.records import (
+    ApiKey,
+    BoxSpec,
+    BoxVersion,
+    CashoutCandidate,
+    InventoryItem,
+    MoneyMovement,
+    MovementReason,
+    NewMovement,
+    Operator,
+    Reel,
+    RefundCandidate,
+    Round,
+    WalletSettings,
+)
+from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 
 # --- wallet ----------------------------------------------------------------------------
 
@@ -157,6 +175,28 @@ class StoreUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class KeyedRequest:
+    """One request under its idempotency key: what the database claims for it. The same
+    key with another ``fingerprint`` (endpoint and normalised body) is another request."""
+
+    operator_id: int
+    key: str
+    endpoint: str
+    fingerprint: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A money request's answer as sent (``body`` exactly), and whether it is the stored
+    answer of an earlier attempt."""
+
+    status: int
+    body: str
+    replayed: bool
+
+
+@dataclass(frozen=True)
 class DurableClaim:
     """The outcome of claiming a key in the database."""
 
@@ -169,19 +209,287 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+# --- the repositories a unit of work holds ------------------------------------------------------
+#
+# Every state change is conditional: a ``bool`` (or a returned row) says whether this
+# caller made it, so two racing requests can never both believe they did.
+
+
+class Operators(Protocol):
+    def get(self, operator_id: int) -> Operator | None: ...
+
+    def get_by_slug(self, slug: str) -> Operator | None: ...
+
+    def add(
+        self,
+        *,
+        slug: str,
+        currency: str,
+        wallet_url: str,
+        wallet_secret: str,
+        refunds_enabled: bool,
+        cashback_enabled: bool,
+        cashback_bps: int | None,
+        now: datetime,
+    ) -> Operator | None:
+        """``None`` if the slug is taken (by a racing call too)."""
+        ...
+
+    def update_policies(self, operator_id: int, **changes: Any) -> None: ...
+
+    def set_rate(self, operator_id: int, currency: str, rate: Decimal, now: datetime) -> None: ...
+
+    def get_by_active_key(self, key_id: str) -> tuple[str, Operator] | None:
+        """``(secret, operator)`` of an unrevoked API key."""
+        ...
+
+    def get_api_key(self, key_id: str) -> ApiKey | None: ...
+
+    def add_api_key(self, operator_id: int, key_id: str, secret: str, now: datetime) -> None: ...
+
+    def reseal_secrets(self) -> int: ...
+
+    def revoke_api_key(self, key_id: str, now: datetime) -> bool: ...
+
+
+class Catalog(Protocol):
+    def get_box_version(self, operator_id: int, box_version_id: int) -> BoxVersion | None: ...
+
+    def publish(
+        self, operator_id: int, spec: BoxSpec, content_hash: str, now: datetime
+    ) -> tuple[int, int, bool]:
+        """``(box_id, version_id, created)``: an unchanged box keeps its active version."""
+        ...
+
+
+class Rounds(Protocol):
+    def get(self, round_id: int) -> Round | None: ...
+
+    def get_by_public_id(
+        self, operator_id: int, public_id: str, *, for_update: bool = False
+    ) -> Round | None: ...
+
+    def lock_for_refund(self, operator_id: int, public_id: str) -> RefundCandidate | None:
+        """The round locked, with what a cancel decides on, in one round trip."""
+        ...
+
+    def get_by_client_action(
+        self, operator_id: int, player_external_id: str, client_action_id: str
+    ) -> Round | None: ...
+
+    def add(
+        self,
+        *,
+        public_id: str,
+        operator_id: int,
+        player_external_id: str,
+        mode: PurchaseMode,
+        client_action_id: str,
+        currency: str,
+        bet_minor: int,
+        operator_amount_minor: int,
+        rate: Decimal,
+        reels: Sequence[Reel],
+        now: datetime,
+    ) -> Round | None:
+        """A ``debit_pending`` round; ``None`` if the action already has one."""
+        ...
+
+    def transition(
+        self,
+        round_id: int,
+        from_status: RoundStatus,
+        to_status: RoundStatus,
+        now: datetime,
+        **values: Any,
+    ) -> bool: ...
+
+    def set_prize(self, round_id: int, reel_index: int, prize_id: int) -> None: ...
+
+
+class Items(Protocol):
+    def get(
+        self, operator_id: int, item_id: int, *, for_update: bool = False
+    ) -> InventoryItem | None: ...
+
+    def lock_for_cashout(self, operator_id: int, item_id: int) -> CashoutCandidate | None:
+        """The item locked, with what a cashout decides on, in one round trip."""
+        ...
+
+    def for_round(self, round_id: int) -> list[InventoryItem]: ...
+
+    def add_many(self, items: Iterable[dict[str, Any]], now: datetime) -> None: ...
+
+    def transition(
+        self, item_id: int, from_state: ItemState, to_state: ItemState, now: datetime
+    ) -> bool: ...
+
+
+class Ledger(Protocol):
+    def get(self, movement_id: int) -> MoneyMovement | None: ...
+
+    def get_by_key(self, operator_id: int, key: str) -> MoneyMovement | None: ...
+
+    def live_refund(self, round_id: int) -> MoneyMovement | None: ...
+
+    def debit_for_round(self, round_id: int) -> MoneyMovement | None: ...
+
+    def due_for_redrive(
+        self, now: datetime, *, after_id: int = 0, limit: int = 100
+    ) -> list[MoneyMovement]: ...
+
+    def pending(self, *, limit: int) -> list[MoneyMovement]: ...
+
+    def count_due_for_redrive(self, now: datetime) -> int: ...
+
+    def record(
+        self, new: NewMovement, now: datetime, *, leased_until: datetime | None = None
+    ) -> MoneyMovement | None:
+        """A pending movement; ``None`` if its key or subject is taken."""
+        ...
+
+    def record_credit(
+        self, new: NewMovement, now: datetime, *, leased_until: datetime
+    ) -> MoneyMovement | None:
+        """A pending credit, leased, its subject moved to pending in the same write."""
+        ...
+
+    def settle_credit(
+        self,
+        movement: MoneyMovement,
+        token: int,
+        outcome: WalletAccepted | WalletRefusal,
+        now: datetime,
+    ) -> tuple[bool, bool]:
+        """``(settled, subject moved)``, under the fencing ``token``."""
+        ...
+
+    def rearm(self, movement_id: int, new: NewMovement, now: datetime) -> bool: ...
+
+    def claim(self, movement_id: int, now: datetime, lease_until: datetime) -> int | None:
+        """The new fencing token, or ``None`` while another caller's lease runs."""
+        ...
+
+    def mark_accepted(
+        self,
+        movement_id: int,
+        token: int,
+        balance_after_minor: int | None,
+        provider_txn_ref: str | None,
+        now: datetime,
+    ) -> bool: ...
+
+    def mark_refused(
+        self, movement_id: int, token: int, code: str, message: str, now: datetime
+    ) -> bool: ...
+
+    def release(self, movement_id: int, token: int, error: str, now: datetime) -> bool: ...
+
+
+class IdempotencyRecords(Protocol):
+    def claim(
+        self,
+        *,
+        operator_id: int,
+        key: str,
+        endpoint: str,
+        fingerprint: str,
+        request_id: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> DurableClaim: ...
+
+    def describe(self, operator_id: int, key: str) -> DurableKey | None: ...
+
+    def list_for_operator(
+        self,
+        operator_id: int,
+        *,
+        state: str | None = None,
+        created_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[DurableKey]: ...
+
+    def release_stuck(self, operator_id: int, key: str, now: datetime) -> bool: ...
+
+    def complete(
+        self,
+        *,
+        operator_id: int,
+        key: str,
+        lease_token: int,
+        status: int,
+        body: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> bool: ...
+
+    def suspend(self, *, operator_id: int, key: str, lease_token: int, now: datetime) -> None: ...
+
+    def release(self, *, operator_id: int, key: str, lease_token: int) -> None: ...
+
+
+class Listings(Protocol):
+    def inventory_page(
+        self,
+        operator_id: int,
+        player_external_id: str,
+        states: Collection[ItemState] | None,
+        *,
+        before_id: int | None,
+        limit: int,
+    ) -> list[ItemListing]: ...
+
+    def movements_page(
+        self,
+        operator_id: int,
+        player_external_id: str | None,
+        reasons: Collection[MovementReason],
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        after: HistoryPosition | None,
+        limit: int,
+    ) -> list[HistoryEntry]: ...
+
+    def openings_page(
+        self,
+        operator_id: int,
+        player_external_id: str | None,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        after: HistoryPosition | None,
+        limit: int,
+    ) -> list[HistoryEntry]: ...
+
+
 class UnitOfWork(Protocol):
     """A database transaction with repositories. Rolls back unless ``commit()`` is called.
 
     ``with uow:`` begins; leaving the block without ``commit()`` rolls back.
     """
 
-    operators: Any
-    catalog: Any
-    rounds: Any
-    items: Any
-    ledger: Any
-    idempotency: Any
-    listings: Any
+    @property
+    def operators(self) -> Operators: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def rounds(self) -> Rounds: ...
+
+    @property
+    def items(self) -> Items: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRecords: ...
+
+    @property
+    def listings(self) -> Listings: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

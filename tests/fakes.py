@@ -16,7 +16,7 @@ import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from lootbox.domain.records import InventoryItem, Operator, Round, WalletSettings
 from lootbox.domain.states import PurchaseMode
+from lootbox.idempotency.fingerprint import fingerprint
 from lootbox.persistence.database import (
     SqlAlchemyUnitOfWork,
     make_engine,
@@ -32,6 +33,8 @@ from lootbox.persistence.database import (
 )
 from lootbox.persistence.models import MoneyMovementRow
 from lootbox.ports import (
+    Answer,
+    KeyedRequest,
     UnitOfWork,
     WalletAccepted,
     WalletMoneyCall,
@@ -39,14 +42,27 @@ from lootbox.ports import (
     WalletOutcomeUnknown,
     WalletRefusal,
 )
+from lootbox.services import cancel as cancel_service
+from lootbox.services import cashout as cashout_service
 from lootbox.services import catalog as catalog_service
-from lootbox.services import onboarding
+from lootbox.services import onboarding, opening
+from lootbox.services import purchase as purchase_service
+from lootbox.services.cancel import CancelResult, CancelRound
+from lootbox.services.cashout import CashOut, CashoutResult
 from lootbox.services.context import ServiceContext
-from lootbox.services.purchase import Purchase, ReelPick, RoundOutcome, purchase
+from lootbox.services.opening import OpenRound
+from lootbox.services.purchase import Purchase, ReelPick, purchase_key
+from lootbox.services.rounds import RoundOutcome
 
 DEBIT = "wallet.debit"
 DEBIT_KIND = "debit"
 CREDIT = "wallet.credit"
+
+
+class WorkerDied(BaseException):
+    """The worker running a request is gone: nothing after this point runs (not even the
+    use case's own clean-up, as for a killed process)."""
+
 
 # --- clock ---------------------------------------------------------------------------------
 
@@ -96,6 +112,8 @@ class FakeWallet:
 
     # scripting
 
+    _die_next = False
+
     def fail_next(self, outcome: WalletOutcome | None = None, times: int = 1) -> None:
         """Answer the next ``times`` calls with ``outcome`` without applying them (by default
         a timeout before the wallet saw the call)."""
@@ -128,7 +146,15 @@ class FakeWallet:
 
     # the port
 
+    def die_before_next_send(self) -> None:
+        """The worker making the next call dies just before sending it (``WorkerDied``):
+        its movement is recorded and leased, and nothing reaches the wallet."""
+        self._die_next = True
+
     def send(self, settings: WalletSettings, call: WalletMoneyCall) -> WalletOutcome:
+        if self._die_next:
+            self._die_next = False
+            raise WorkerDied("the worker died before sending its wallet call")
         self.sent.append(call)
         self.settings_seen.append(settings)
         if self._hooks:
@@ -243,6 +269,9 @@ class ServiceHarness:
             wallet=self.wallet,
             clock=self.clock,  # type: ignore[arg-type]
             movement_lease_seconds=self.movement_lease_seconds,
+            # A claim that outlives its wallet call, by no more: a test that waits out the
+            # movement's lease finds the request's claim free as well.
+            idempotency_lease_seconds=self.movement_lease_seconds,
             rng=self.rng,
         )
 
@@ -362,3 +391,65 @@ class ServiceHarness:
 
 
 _action_ids = itertools.count(1)
+
+
+# --- the use cases as a service test calls them -------------------------------------------------
+#
+# The use cases claim the request's key in the database and answer with the body their
+# ``render`` makes of the result (the API renders JSON). These call them as the API would,
+# rendering the result's ``repr`` and remembering the result per body, so that a test reads
+# the result back: the fresh one, or the one an earlier attempt stored and the database
+# replays. Each command's key is its ``idempotency_key`` (a purchase's, its action's), and
+# its fingerprint the command's fields, currency defaulted, as the API normalises them.
+
+_RESULTS: dict[str, Any] = {}
+
+
+def _render(result: Any) -> str:
+    body = repr(result)
+    _RESULTS[body] = result
+    return body
+
+
+def keyed_request(endpoint: str, key: str, command: Any, request_id: str = "req") -> KeyedRequest:
+    fields = asdict(command)
+    operator = fields.pop("operator")
+    fields.pop("idempotency_key", None)
+    if "currency" in fields:
+        fields["currency"] = fields["currency"] or operator["currency"]
+    return KeyedRequest(
+        operator_id=operator["id"],
+        key=key,
+        endpoint=endpoint,
+        fingerprint=fingerprint(endpoint, {k: repr(v) for k, v in fields.items()}),
+        request_id=request_id,
+    )
+
+
+def _result(answer: Answer) -> Any:
+    return _RESULTS[answer.body]
+
+
+def cash_out(ctx: ServiceContext, cmd: CashOut) -> CashoutResult:
+    request = keyed_request("cashout", cmd.idempotency_key, cmd)
+    result: CashoutResult = _result(cashout_service.cash_out(ctx, cmd, request, _render))
+    return result
+
+
+def cancel_round(ctx: ServiceContext, cmd: CancelRound) -> CancelResult:
+    request = keyed_request("cancel", cmd.idempotency_key, cmd)
+    result: CancelResult = _result(cancel_service.cancel_round(ctx, cmd, request, _render))
+    return result
+
+
+def purchase(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome:
+    key = purchase_key(cmd.player_external_id, cmd.client_action_id)
+    request = keyed_request("purchase", key, cmd)
+    result: RoundOutcome = _result(purchase_service.purchase(ctx, cmd, request, _render))
+    return result
+
+
+def open_round(ctx: ServiceContext, cmd: OpenRound) -> RoundOutcome:
+    request = keyed_request("open", cmd.idempotency_key, cmd)
+    result: RoundOutcome = _result(opening.open_round(ctx, cmd, request, _render))
+    return result

@@ -12,7 +12,7 @@ from flask import g
 from flask_smorest import Blueprint
 
 from lootbox.api.auth import authenticate_s2s_request
-from lootbox.api.idempotent import idempotent
+from lootbox.api.idempotent import idempotent, render_json
 from lootbox.api.openapi import (
     IDEMPOTENT_ERRORS,
     JSON_BODY_ERRORS,
@@ -23,18 +23,12 @@ from lootbox.api.openapi import (
 from lootbox.container import container
 from lootbox.domain.records import Operator
 from lootbox.domain.states import PurchaseMode
+from lootbox.ports import Answer, KeyedRequest
 from lootbox.services.cancel import CancelResult, CancelRound, cancel_round, default_cancel_key
 from lootbox.services.cashout import CashOut, CashoutResult, cash_out, default_cashout_key
-from lootbox.services.purchase import (
-    OpenRound,
-    Purchase,
-    ReelPick,
-    RoundOutcome,
-    default_open_key,
-    open_round,
-    purchase,
-    purchase_key,
-)
+from lootbox.services.opening import OpenRound, default_open_key, open_round
+from lootbox.services.purchase import Purchase, ReelPick, purchase, purchase_key
+from lootbox.services.rounds import RoundOutcome
 from schemas.s2s import (
     CANCEL_REQUEST_EXAMPLE,
     CANCEL_RESPONSE_EXAMPLE,
@@ -114,7 +108,6 @@ def _cashout_request(args: dict[str, Any], operator: Operator) -> dict[str, Any]
 
 @blp.route("/cashout", methods=["POST"])
 @blp.arguments(CashoutRequestSchema(), description=JSON_BODY, example=CASHOUT_REQUEST_EXAMPLE)
-@idempotent("cashout", _cashout_key, _cashout_request)
 @blp.response(
     200,
     CashoutResponseSchema,
@@ -130,7 +123,8 @@ def _cashout_request(args: dict[str, Any], operator: Operator) -> dict[str, Any]
     {404: ["INVENTORY_ITEM_NOT_FOUND"], 422: ["CASHBACK_NOT_AVAILABLE"]},
     WALLET_ERRORS,
 )
-def cashout(args: dict[str, Any]) -> dict[str, Any]:
+@idempotent("cashout", _cashout_key, _cashout_request)
+def cashout(args: dict[str, Any], request: KeyedRequest) -> Answer:
     """Cash out a won inventory item into the player's wallet.
 
     Converts a won, `unresolved` inventory item into wallet credit: one `wallet.credit` of
@@ -143,16 +137,21 @@ def cashout(args: dict[str, Any]) -> dict[str, Any]:
     most once, whatever keys are sent. On a refusal or `WALLET_UNAVAILABLE` the item stays
     `unresolved` and the caller may retry.
     """
-    result: CashoutResult = cash_out(
+    return cash_out(
         container().services,
         CashOut(
             operator=g.operator,
             player_external_id=args["playerExternalId"],
             inventory_item_id=args["inventoryItemId"],
             currency=args["currency"],
-            idempotency_key=_cashout_key(args),
+            idempotency_key=request.key,
         ),
+        request,
+        lambda result: render_json(CashoutResponseSchema(), cashout_body(result)),
     )
+
+
+def cashout_body(result: CashoutResult) -> dict[str, Any]:
     return {
         "item": {
             "inventoryItemId": result.inventory_item_id,
@@ -177,7 +176,6 @@ def _round_request(args: dict[str, Any], _operator: Operator) -> dict[str, Any]:
 
 @blp.route("/cancel", methods=["POST"])
 @blp.arguments(CancelRequestSchema(), description=JSON_BODY, example=CANCEL_REQUEST_EXAMPLE)
-@idempotent("cancel", _cancel_key, _round_request)
 @blp.response(
     200,
     CancelResponseSchema,
@@ -197,7 +195,8 @@ def _round_request(args: dict[str, Any], _operator: Operator) -> dict[str, Any]:
     },
     WALLET_ERRORS,
 )
-def cancel(args: dict[str, Any]) -> dict[str, Any]:
+@idempotent("cancel", _cancel_key, _round_request)
+def cancel(args: dict[str, Any], request: KeyedRequest) -> Answer:
     """Refund a held (pre-paid, unopened) box.
 
     Reverses a `prepay` purchase: one `wallet.credit` of the original amount in the
@@ -208,15 +207,20 @@ def cancel(args: dict[str, Any]) -> dict[str, Any]:
     once, whatever keys are sent. On a refusal or `WALLET_UNAVAILABLE` the round stays
     `held`.
     """
-    result: CancelResult = cancel_round(
+    return cancel_round(
         container().services,
         CancelRound(
             operator=g.operator,
             player_external_id=args["playerExternalId"],
             round_public_id=args["roundPublicId"],
-            idempotency_key=_cancel_key(args),
+            idempotency_key=request.key,
         ),
+        request,
+        lambda result: render_json(CancelResponseSchema(), cancel_body(result)),
     )
+
+
+def cancel_body(result: CancelResult) -> dict[str, Any]:
     return {
         "round": {
             "publicId": result.round_public_id,
@@ -250,7 +254,6 @@ def _purchase_request(args: dict[str, Any], operator: Operator) -> dict[str, Any
 
 @blp.route("/purchase", methods=["POST"])
 @blp.arguments(PurchaseRequestSchema(), description=JSON_BODY, example=PURCHASE_REQUEST_EXAMPLE)
-@idempotent("purchase", _purchase_key, _purchase_request)
 @blp.response(
     200,
     RoundResponseSchema,
@@ -274,7 +277,8 @@ def _purchase_request(args: dict[str, Any], operator: Operator) -> dict[str, Any
     WALLET_ERRORS,
 )
 @blp.doc(responses={200: {"links": PURCHASE_LINKS}})
-def purchase_view(args: dict[str, Any]) -> dict[str, Any]:
+@idempotent("purchase", _purchase_key, _purchase_request)
+def purchase_view(args: dict[str, Any], request: KeyedRequest) -> Answer:
     """Buy a box: open it at once (open) or hold it pre-paid (prepay).
 
     One `wallet.debit` for the total of all reels (converted to `currency` if given),
@@ -285,7 +289,7 @@ def purchase_view(args: dict[str, Any]) -> dict[str, Any]:
 
     The idempotency key is `clientActionId`, per player: retry with the same value.
     """
-    outcome = purchase(
+    return purchase(
         container().services,
         Purchase(
             operator=g.operator,
@@ -298,8 +302,9 @@ def purchase_view(args: dict[str, Any]) -> dict[str, Any]:
                 for r in sorted(args["reels"], key=lambda r: r["reelIndex"])
             ),
         ),
+        request,
+        _render_round,
     )
-    return round_body(outcome)
 
 
 def _open_key(args: dict[str, Any]) -> str:
@@ -308,7 +313,6 @@ def _open_key(args: dict[str, Any]) -> str:
 
 @blp.route("/open", methods=["POST"])
 @blp.arguments(OpenRequestSchema(), description=JSON_BODY, example=OPEN_REQUEST_EXAMPLE)
-@idempotent("open", _open_key, _round_request)
 @blp.response(
     200,
     RoundResponseSchema,
@@ -324,7 +328,8 @@ def _open_key(args: dict[str, Any]) -> str:
     {404: ["ROUND_NOT_FOUND"], 409: ["ROUND_NOT_HELD"], 503: ["WALLET_UNAVAILABLE"]},
 )
 @blp.doc(responses={200: {"links": {"CashOutWonItem": _CASH_OUT_WON_ITEM}}})
-def open_view(args: dict[str, Any]) -> dict[str, Any]:
+@idempotent("open", _open_key, _round_request)
+def open_view(args: dict[str, Any], request: KeyedRequest) -> Answer:
     """Open a held box (no wallet call).
 
     `held` → `settled`: one prize drawn per reel, `wonItems` created `unresolved`. No
@@ -334,16 +339,21 @@ def open_view(args: dict[str, Any]) -> dict[str, Any]:
 
     Default idempotency key: `open:round:<roundPublicId>`.
     """
-    outcome = open_round(
+    return open_round(
         container().services,
         OpenRound(
             operator=g.operator,
             player_external_id=args["playerExternalId"],
             round_public_id=args["roundPublicId"],
-            idempotency_key=_open_key(args),
+            idempotency_key=request.key,
         ),
+        request,
+        _render_round,
     )
-    return round_body(outcome)
+
+
+def _render_round(outcome: RoundOutcome) -> str:
+    return render_json(RoundResponseSchema(), round_body(outcome))
 
 
 def round_body(outcome: RoundOutcome) -> dict[str, Any]:

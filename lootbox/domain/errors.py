@@ -163,6 +163,11 @@ class IdempotencyKeyInUse(LootboxError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class KeyHeldElsewhere(IdempotencyKeyInUse):
+    """The key's durable claim is held by a live request: the idempotency guard waits for
+    its answer (briefly) instead of answering at once."""
+
+
 class OperationInProgress(IdempotencyKeyInUse):
     """Another request's wallet call for the same item or round is in flight.
 

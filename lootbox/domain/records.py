@@ -220,6 +220,31 @@ class MoneyMovement:
         return MovementPhase.OUTCOME_UNKNOWN if self.attempts else MovementPhase.RECORDED
 
 
+# --- what a credit decides on, read with its subject's lock -----------------------------------
+
+
+@dataclass(frozen=True)
+class CashoutCandidate:
+    """An inventory item as a cashout decides on it: locked, with its live credit (pending
+    or accepted, at most one) and the catalog's cashback rules of its box and prize."""
+
+    item: InventoryItem
+    live_credit: MoneyMovement | None
+    box_cashback_enabled: bool
+    box_cashback_bps: int | None
+    prize_cashback_bps: int | None
+
+
+@dataclass(frozen=True)
+class RefundCandidate:
+    """A round as a cancel decides on it: locked (read without its reels, which a refund
+    does not need), with its live refund and whether every reel's box is refundable."""
+
+    round: Round
+    live_refund: MoneyMovement | None
+    all_boxes_refundable: bool
+
+
 # --- what the use cases ask the repositories to write -------------------------------------
 
 

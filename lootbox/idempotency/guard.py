@@ -1,21 +1,17 @@
-"""Request-level idempotency: the Redis fast path in front, the database behind it.
+"""Request-level idempotency: the Redis fast path in front of the database's claim.
 
 For each ``(operator, idempotencyKey)``:
 
 1. Redis ``SET NX`` with a lease decides, cheaply, who runs a request and serves completed
    answers without touching the database.
-2. The database record (a unique row) is the guarantee: it is claimed too, so a flushed,
-   evicted or unreachable Redis never lets a duplicate through, and it replays completed
-   answers Redis has lost.
-3. Only 2xx answers are stored as final. Business rejections and wallet refusals are
-   released so that a retry re-evaluates. An answer that may have moved money (an unknown
-   wallet outcome, a storage failure, a crash) frees the lease but keeps the fingerprint:
-   the retry re-drives the same operation, and the same key with another request is still
-   ``IDEMPOTENCY_KEY_REUSED``.
-
-The use cases are themselves idempotent by key (they rebuild an earlier success from the
-ledger), so a worker dying between the business commit and storing the answer costs a
-re-evaluation, never a second money movement.
+2. The database record (a unique row) is the guarantee. The use case claims it first in
+   its own first transaction and stores the answer in its last (``services.ledger``), so a
+   flushed, evicted or unreachable Redis never lets a duplicate through, a completed answer
+   Redis lost is replayed from the database, and a business rejection rolls the claim back
+   with everything else.
+3. Here, after the use case: a success (fresh or replayed from the database) is written
+   to Redis; anything else frees the Redis key, so a retry re-evaluates against the
+   database, which kept the fingerprint of an answer that may have moved money.
 """
 
 from __future__ import annotations
@@ -25,23 +21,17 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Literal
 
-from lootbox.domain.errors import (
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    LootboxError,
-    ServiceUnavailable,
-    WalletUnavailable,
-)
+from lootbox.domain.errors import IdempotencyKeyInUse, IdempotencyKeyReused, KeyHeldElsewhere
 from lootbox.idempotency.availability import FastPathHealth
 from lootbox.ports import (
+    Answer,
     Clock,
-    DurableClaim,
     DurableKey,
     IdempotencyRecord,
     IdempotencyStore,
+    KeyedRequest,
     StoreUnavailable,
     UnitOfWork,
 )
@@ -56,15 +46,6 @@ class GuardedResponse:
     status: int
     body: bytes
     outcome: Outcome
-
-
-@dataclass(frozen=True)
-class Request:
-    operator_id: int
-    key: str
-    endpoint: str
-    fingerprint: str
-    request_id: str
 
 
 class IdempotencyGuard:
@@ -93,12 +74,13 @@ class IdempotencyGuard:
         self.monotonic = monotonic
         self.fast_path = fast_path or FastPathHealth()  # logs Redis going away, and why
 
-    def run(self, req: Request, execute: Callable[[], tuple[int, bytes]]) -> GuardedResponse:
-        """Run ``execute`` at most once at a time per key, replay a completed success, and
-        refuse a key reused for a different request.
+    def run(self, req: KeyedRequest, execute: Callable[[], Answer]) -> GuardedResponse:
+        """Run ``execute`` (the use case, which claims the key in the database) at most
+        once at a time per key, replay a completed success, and refuse a key reused for a
+        different request.
 
         Raises ``IdempotencyKeyReused`` or ``IdempotencyKeyInUse``; exceptions from
-        ``execute`` propagate after the key is released.
+        ``execute`` propagate after the Redis key is freed.
         """
         deadline = self.monotonic() + self.wait_seconds
         consulted_database = dropped_stale = False
@@ -127,20 +109,23 @@ class IdempotencyGuard:
                 self._check_fingerprint(req, seen)
             else:
                 try:
-                    claim = self._claim_durable(req)
+                    answer = execute()
+                except KeyHeldElsewhere:
+                    self._release_fast(req)  # a live request holds it in the database: wait
                 except BaseException:
                     self._release_fast(req)  # else retries would wait out the Redis lease
                     raise
-                if claim.outcome == "claimed":
-                    return self._execute(req, claim.lease_token, execute)
-                if claim.outcome == "completed":  # same fingerprint, or it would be mismatch
-                    assert claim.record is not None
-                    # Writing the answer replaces our own Redis claim: no release first.
-                    self._backfill_fast(req, claim.record)
-                    return _replay(claim.record)
-                self._release_fast(req)
-                if claim.record is not None:
-                    self._check_fingerprint(req, claim.record)
+                else:
+                    if 200 <= answer.status < 300:
+                        # Writing the answer replaces our own Redis claim: no release first.
+                        self._backfill_fast(req, self._completed(req, answer))
+                    else:
+                        self._release_fast(req)  # only a success is final
+                    return GuardedResponse(
+                        answer.status,
+                        answer.body.encode("utf-8"),
+                        "replay" if answer.replayed else "fresh",
+                    )
             # Someone else is running this key: wait briefly for their answer.
             if self.monotonic() >= deadline:
                 raise IdempotencyKeyInUse(retry_after_seconds=1)
@@ -148,7 +133,7 @@ class IdempotencyGuard:
 
     # --- steps -----------------------------------------------------------------------
 
-    def _claim_fast(self, req: Request) -> IdempotencyRecord | None:
+    def _claim_fast(self, req: KeyedRequest) -> IdempotencyRecord | None:
         """``None`` means go on to the database: we own the Redis key, or Redis is down."""
         record = IdempotencyRecord(
             state="in_progress",
@@ -165,7 +150,7 @@ class IdempotencyGuard:
         self.fast_path.succeeded()
         return seen
 
-    def _durable_state(self, req: Request) -> tuple[IdempotencyRecord | None, bool]:
+    def _durable_state(self, req: KeyedRequest) -> tuple[IdempotencyRecord | None, bool]:
         """``(completed record or None, whether a request holds the key right now)``."""
         with self.uow_factory() as uow:
             durable: DurableKey | None = uow.idempotency.describe(req.operator_id, req.key)
@@ -176,111 +161,31 @@ class IdempotencyGuard:
         self._check_fingerprint(req, durable.record)
         return durable.record, False
 
-    def _drop_stale_fast(self, req: Request, stale: IdempotencyRecord) -> None:
+    def _drop_stale_fast(self, req: KeyedRequest, stale: IdempotencyRecord) -> None:
         with suppress(StoreUnavailable):  # then the next claim falls back to the database
             self.store.release(req.operator_id, req.key, stale.request_id)
 
-    def _claim_durable(self, req: Request) -> DurableClaim:
-        with self.uow_factory() as uow:
-            now = self.clock.now()
-            claim: DurableClaim = uow.idempotency.claim(
-                operator_id=req.operator_id,
-                key=req.key,
-                endpoint=req.endpoint,
-                fingerprint=req.fingerprint,
-                request_id=req.request_id,
-                now=now,
-                lease_until=now + timedelta(seconds=self.lease_seconds),
-            )
-            uow.commit()
-            return claim
-
-    def _execute(
-        self, req: Request, lease_token: int, execute: Callable[[], tuple[int, bytes]]
-    ) -> GuardedResponse:
-        try:
-            status, body = execute()
-        except (WalletUnavailable, ServiceUnavailable):
-            self._suspend(req, lease_token)  # money may have moved
-            raise
-        except LootboxError:
-            self._release(req, lease_token)  # decided without moving money
-            raise
-        except BaseException:
-            self._suspend(req, lease_token)  # unknown: assume it may have
-            raise
-        if 200 <= status < 300:
-            self._complete(req, lease_token, status, body)
-        else:
-            self._release(req, lease_token)
-        return GuardedResponse(status, body, "fresh")
-
-    def _complete(self, req: Request, lease_token: int, status: int, body: bytes) -> None:
-        text = body.decode("utf-8")
-        with self.uow_factory() as uow:
-            now = self.clock.now()
-            stored = uow.idempotency.complete(
-                operator_id=req.operator_id,
-                key=req.key,
-                lease_token=lease_token,
-                status=status,
-                body=text,
-                now=now,
-                expires_at=now + timedelta(seconds=self.ttl_seconds),
-            )
-            uow.commit()
-        if not stored:
-            # Our lease was taken over: the newer holder stores its (equal) answer.
-            self._release_fast(req)
-            return
-        self._backfill_fast(
-            req,
-            IdempotencyRecord(
-                state="completed",
-                endpoint=req.endpoint,
-                fingerprint=req.fingerprint,
-                request_id=req.request_id,
-                created_at=self.clock.now().isoformat(),
-                status=status,
-                body=text,
-            ),
+    def _completed(self, req: KeyedRequest, answer: Answer) -> IdempotencyRecord:
+        return IdempotencyRecord(
+            state="completed",
+            endpoint=req.endpoint,
+            fingerprint=req.fingerprint,
+            request_id=req.request_id,
+            created_at=self.clock.now().isoformat(),
+            status=answer.status,
+            body=answer.body,
         )
 
-    def _release(self, req: Request, lease_token: int) -> None:
-        try:
-            with self.uow_factory() as uow:
-                uow.idempotency.release(
-                    operator_id=req.operator_id, key=req.key, lease_token=lease_token
-                )
-                uow.commit()
-        except Exception:  # the lease expires by itself; never mask the real error
-            log.exception("could not release idempotency record %s", req.key)
-        self._release_fast(req)
-
-    def _suspend(self, req: Request, lease_token: int) -> None:
-        try:
-            with self.uow_factory() as uow:
-                uow.idempotency.suspend(
-                    operator_id=req.operator_id,
-                    key=req.key,
-                    lease_token=lease_token,
-                    now=self.clock.now(),
-                )
-                uow.commit()
-        except Exception:  # the lease expires by itself
-            log.exception("could not suspend idempotency record %s", req.key)
-        self._release_fast(req)
-
-    def _release_fast(self, req: Request) -> None:
+    def _release_fast(self, req: KeyedRequest) -> None:
         with suppress(StoreUnavailable):  # the Redis lease expires by itself
             self.store.release(req.operator_id, req.key, req.request_id)
 
-    def _backfill_fast(self, req: Request, record: IdempotencyRecord) -> None:
+    def _backfill_fast(self, req: KeyedRequest, record: IdempotencyRecord) -> None:
         with suppress(StoreUnavailable):  # the database keeps the answer
             self.store.complete(req.operator_id, req.key, record, self.ttl_seconds)
 
     @staticmethod
-    def _check_fingerprint(req: Request, seen: IdempotencyRecord) -> None:
+    def _check_fingerprint(req: KeyedRequest, seen: IdempotencyRecord) -> None:
         if seen.fingerprint != req.fingerprint:
             raise IdempotencyKeyReused()
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,17 +70,56 @@ def _postgresql_engine(
         # with another's ("_pg3_0" already exists, or runs the other's query), and is
         # missing for its own next transaction. Without a pooler, turn them back on.
         connect_args["prepare_threshold"] = None
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args=connect_args,
         pool_timeout=5,
-        # A connection PostgreSQL dropped while idle is replaced on checkout, not used.
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction. ``_refuse_dead_connection``
+        # notices a dropped idle connection without one, and ``_Repository._run`` retries
+        # a transaction whose first statement finds its connection gone.
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
+    event.listen(engine, "connect", _set_timeouts)
+    event.listen(engine, "checkout", _refuse_dead_connection)
+    return engine
+
+
+# A request never waits unbounded inside PostgreSQL: a duplicate blocked on another
+# request's row lock gives up after LOCK_TIMEOUT (a 503, retried by the caller; the other
+# request's transactions are milliseconds long), and no statement runs past
+# STATEMENT_TIMEOUT. Set once per connection, not per transaction. (Behind a
+# transaction-mode PgBouncer a session SET lands on whichever server connection runs it;
+# set both on the database role there as well: ALTER ROLE … SET lock_timeout = '2s'.)
+LOCK_TIMEOUT = "2s"
+STATEMENT_TIMEOUT = "10s"
+
+
+def _set_timeouts(dbapi_connection: Any, _record: Any) -> None:
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute(
+            f"SET lock_timeout = '{LOCK_TIMEOUT}'; SET statement_timeout = '{STATEMENT_TIMEOUT}'"
+        )
+    finally:
+        dbapi_connection.autocommit = autocommit
+
+
+def _refuse_dead_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection whose server went away (a restart, ``pg_terminate_backend``,
+    an idle timeout) has something to read on its idle socket: the server's goodbye, or
+    the end of the stream. Seen at checkout without a round trip, the pool discards it and
+    hands out another (``DisconnectionError``). A connection lost without a goodbye is
+    caught by its first statement instead."""
+    if dbapi_connection.closed:
+        raise DisconnectionError("connection closed")
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed or is closing this idle connection")
 
 
 class SqlAlchemyUnitOfWork:

@@ -6,16 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import CursorResult, Row, func, select, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from lootbox.domain.records import (
     ApiKey,
     BoxSpec,
     BoxVersion,
+    CashoutCandidate,
     InventoryItem,
     MoneyMovement,
     MovementKind,
@@ -26,6 +29,7 @@ from lootbox.domain.records import (
     Prize,
     PrizeSpec,
     Reel,
+    RefundCandidate,
     Round,
     WalletSettings,
 )
@@ -43,6 +47,7 @@ from lootbox.persistence.models import (
     ReelRow,
     RoundRow,
 )
+from lootbox.ports import WalletAccepted, WalletRefusal
 
 
 def _rowcount(result: Any) -> int:
@@ -61,8 +66,20 @@ class _Repository:
 
     def _run(self, statement: Any, params: dict[str, Any]) -> CursorResult[Any]:
         """Run one of ``lootbox.persistence.statements`` on this transaction's connection.
-        ORM changes not yet flushed are flushed first, as the ORM's autoflush would."""
+        ORM changes not yet flushed are flushed first, as the ORM's autoflush would.
+
+        A transaction's first statement that finds its connection gone (the server
+        restarted or ended it while it sat idle in the pool, unseen at checkout) runs once
+        more on a fresh connection: nothing of the transaction can have happened yet.
+        Never a later statement's: its transaction's earlier work is lost with it."""
+        first = not self.session.in_transaction()
         self.session.flush()
+        try:
+            return self.session.connection().execute(statement, params)
+        except DBAPIError as exc:
+            if not (first and exc.connection_invalidated):
+                raise
+        self.session.rollback()  # forgets the dead connection
         return self.session.connection().execute(statement, params)
 
     def _run_insert(self, statement: Any, params: dict[str, Any]) -> Any:
@@ -322,6 +339,20 @@ class RoundRepository(_Repository):
         row = self._run(statement, {"operator_id": operator_id, "public_id": public_id}).first()
         return self._to_domain(row) if row else None
 
+    def lock_for_refund(self, operator_id: int, public_id: str) -> RefundCandidate | None:
+        """The round locked, with its live refund and its boxes' refundability: one
+        statement (``statements.ROUND_FOR_CANCEL``)."""
+        row = self._run(
+            hot.ROUND_FOR_CANCEL, {"operator_id": operator_id, "public_id": public_id}
+        ).first()
+        if row is None:
+            return None
+        return RefundCandidate(
+            round=self._to_domain(row, reels=()),
+            live_refund=_live_movement(row),
+            all_boxes_refundable=bool(row.all_boxes_refundable),
+        )
+
     def get_by_client_action(
         self, operator_id: int, player_external_id: str, client_action_id: str
     ) -> Round | None:
@@ -383,7 +414,23 @@ class RoundRepository(_Repository):
             for reel in reels
         )
         self.session.flush()
-        return self.get(round_id)
+        # As written: the round is what these values and the reels make it, no re-read.
+        return Round(
+            id=round_id,
+            public_id=public_id,
+            operator_id=operator_id,
+            player_external_id=player_external_id,
+            mode=mode,
+            status=RoundStatus.DEBIT_PENDING,
+            client_action_id=client_action_id,
+            currency=currency,
+            bet_minor=bet_minor,
+            operator_amount_minor=operator_amount_minor,
+            rate=rate,
+            open_idempotency_key=None,
+            reels=tuple(sorted(reels, key=lambda reel: reel.reel_index)),
+            created_at=now,
+        )
 
     def transition(
         self,
@@ -413,9 +460,13 @@ class RoundRepository(_Repository):
             .values(prize_id=prize_id)
         )
 
-    def _to_domain(self, row: RoundRow | Row[Any]) -> Round:
+    def _to_domain(self, row: RoundRow | Row[Any], *, reels: Sequence[Reel] | None = None) -> Round:
         # An ORM row or a Core row of the same table (statements.py): the columns either way.
-        reels = self._run(hot.REELS_OF_ROUND, {"round_id": row.id}).all()
+        if reels is None:
+            reels = [
+                Reel(r.reel_index, r.box_version_id, r.price_minor, r.prize_id)
+                for r in self._run(hot.REELS_OF_ROUND, {"round_id": row.id}).all()
+            ]
         return Round(
             id=row.id,
             public_id=row.public_id,
@@ -429,15 +480,7 @@ class RoundRepository(_Repository):
             operator_amount_minor=row.operator_amount_minor,
             rate=Decimal(row.rate),
             open_idempotency_key=row.open_idempotency_key,
-            reels=tuple(
-                Reel(
-                    reel_index=r.reel_index,
-                    box_version_id=r.box_version_id,
-                    price_minor=r.price_minor,
-                    prize_id=r.prize_id,
-                )
-                for r in reels
-            ),
+            reels=tuple(reels),
             created_at=row.created_at,
         )
 
@@ -449,6 +492,22 @@ class InventoryRepository(_Repository):
         statement = hot.ITEM_FOR_UPDATE if for_update else hot.ITEM
         row = self._run(statement, {"item_id": item_id, "operator_id": operator_id}).first()
         return _item(row) if row else None
+
+    def lock_for_cashout(self, operator_id: int, item_id: int) -> CashoutCandidate | None:
+        """The item locked, with its live credit and its cashback rules: one statement
+        (``statements.ITEM_FOR_CASHOUT``)."""
+        row = self._run(
+            hot.ITEM_FOR_CASHOUT, {"item_id": item_id, "operator_id": operator_id}
+        ).first()
+        if row is None:
+            return None
+        return CashoutCandidate(
+            item=_item(row),
+            live_credit=_live_movement(row),
+            box_cashback_enabled=row.box_cashback_enabled,
+            box_cashback_bps=row.box_cashback_bps,
+            prize_cashback_bps=row.prize_cashback_bps,
+        )
 
     def for_round(self, round_id: int) -> list[InventoryItem]:
         rows = self.session.scalars(
@@ -511,10 +570,6 @@ class LedgerRepository(_Repository):
                 MoneyMovementRow.idempotency_key == key,
             )
         )
-        return _movement(row) if row else None
-
-    def live_cashback(self, inventory_item_id: int) -> MoneyMovement | None:
-        row = self._run(hot.LIVE_CASHBACK, {"subject_id": inventory_item_id}).first()
         return _movement(row) if row else None
 
     def live_refund(self, round_id: int) -> MoneyMovement | None:
@@ -584,6 +639,43 @@ class LedgerRepository(_Repository):
         row = new_movement_row(new, now, leased_until=leased_until)
         written = self._run_insert(hot.NEW_MOVEMENT, row)
         return _movement(written) if written is not None else None
+
+    def record_credit(
+        self, new: NewMovement, now: datetime, *, leased_until: datetime
+    ) -> MoneyMovement | None:
+        """Write a cashback or refund credit leased to the caller and, in the same
+        statement, move its subject to pending (item ``unresolved`` → ``cashback_pending``,
+        round ``held`` → ``refund_pending``). ``None``, and nothing moved, when the key or
+        the subject's live credit is already taken."""
+        statement, pending = _CREDIT_SUBJECT[new.reason]
+        row = new_movement_row(new, now, leased_until=leased_until)
+        params = {f"new_{name}": value for name, value in row.items()} | pending | {"now": now}
+        written = self._run(statement, params).first()
+        return _movement(written) if written is not None else None
+
+    def settle_credit(
+        self,
+        movement: MoneyMovement,
+        token: int,
+        outcome: WalletAccepted | WalletRefusal,
+        now: datetime,
+    ) -> tuple[bool, bool]:
+        """Settle a credit under the caller's fencing token and move its subject out of
+        pending in the same statement: accepted, to ``cashed_back``/``refunded``; refused,
+        back to ``unresolved``/``held``. Returns ``(settled, moved)``."""
+        params: dict[str, Any] = {"movement_id": movement.id, "token": token, "now": now}
+        if isinstance(outcome, WalletAccepted):
+            answer = "accepted"
+            params |= {
+                "balance_after": outcome.balance_after_minor,
+                "txn_ref": outcome.provider_txn_ref,
+            }
+        else:
+            answer = "refused"
+            params |= {"code": outcome.code, "message": outcome.message[:500]}
+        statement, states = _SETTLE_CREDIT[movement.reason][answer]
+        row = self._run(statement, params | states).one()
+        return row.settled == 1, row.moved == 1
 
     def rearm(self, movement_id: int, new: NewMovement, now: datetime) -> bool:
         """Reuse a refused movement's key for a new attempt (the wallet does not consume a
@@ -665,6 +757,42 @@ class LedgerRepository(_Repository):
         return self._run(statement, params).rowcount == 1
 
 
+def _moves(statement: Any, from_state: str, to_state: str) -> tuple[Any, dict[str, str]]:
+    """A statement that moves a subject, with the states it moves it between."""
+    return statement, {"from_state": str(from_state), "to_state": str(to_state)}
+
+
+# Per credit reason: the statement recording it with its subject's move to pending, and the
+# subject's states around it.
+_CREDIT_SUBJECT: dict[MovementReason, tuple[Any, dict[str, str]]] = {
+    MovementReason.CASHBACK: _moves(
+        hot.RECORD_CASHBACK, ItemState.UNRESOLVED, ItemState.CASHBACK_PENDING
+    ),
+    MovementReason.REFUND: _moves(hot.RECORD_REFUND, RoundStatus.HELD, RoundStatus.REFUND_PENDING),
+}
+
+
+# Per credit reason and wallet answer: the settling statement and the subject's move.
+_SETTLE_CREDIT: dict[MovementReason, dict[str, tuple[Any, dict[str, str]]]] = {
+    MovementReason.CASHBACK: {
+        "accepted": _moves(
+            hot.SETTLE_CASHBACK["accepted"], ItemState.CASHBACK_PENDING, ItemState.CASHED_BACK
+        ),
+        "refused": _moves(
+            hot.SETTLE_CASHBACK["refused"], ItemState.CASHBACK_PENDING, ItemState.UNRESOLVED
+        ),
+    },
+    MovementReason.REFUND: {
+        "accepted": _moves(
+            hot.SETTLE_REFUND["accepted"], RoundStatus.REFUND_PENDING, RoundStatus.REFUNDED
+        ),
+        "refused": _moves(
+            hot.SETTLE_REFUND["refused"], RoundStatus.REFUND_PENDING, RoundStatus.HELD
+        ),
+    },
+}
+
+
 def new_movement_row(
     new: NewMovement, now: datetime, *, leased_until: datetime | None = None
 ) -> dict[str, Any]:
@@ -695,7 +823,15 @@ def new_movement_row(
     }
 
 
-def _movement(row: MoneyMovementRow | Row[Any]) -> MoneyMovement:
+def _live_movement(row: Row[Any]) -> MoneyMovement | None:
+    """The ``live_``-prefixed movement columns of a joined locking read, if any joined."""
+    if row.live_id is None:
+        return None
+    fields = {k.removeprefix("live_"): v for k, v in row._mapping.items() if k.startswith("live_")}
+    return _movement(SimpleNamespace(**fields))
+
+
+def _movement(row: MoneyMovementRow | Row[Any] | SimpleNamespace) -> MoneyMovement:
     # An ORM row or a Core row of the same table (statements.py): the columns either way.
     return MoneyMovement(
         id=row.id,

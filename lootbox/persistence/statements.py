@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql
 
 from lootbox.domain.records import MovementReason, MovementStatus
@@ -92,18 +92,72 @@ PRIZES_OF_VERSION = (
 
 # --- the ledger ---------------------------------------------------------------------------
 
-# The live credit of an item or a round: the predicate of the partial unique index that
-# guarantees there is at most one (models.py), written as literal SQL. As bound
+# The live refund of a round: the predicate of the partial unique index that guarantees
+# there is at most one (models.py), written as literal SQL. As bound
 # parameters, PostgreSQL's generic plan of the prepared statement (psycopg prepares a
 # statement run five times) could not prove the index usable, and with a large ledger
 # would scan by status instead.
-LIVE_CASHBACK = select(MOVEMENTS).where(
-    MOVEMENTS.c.inventory_item_id == bindparam("subject_id"),
-    text(f"reason = '{MovementReason.CASHBACK}' AND status IN ('{PENDING}', '{ACCEPTED}')"),
-)
 LIVE_REFUND = select(MOVEMENTS).where(
     MOVEMENTS.c.round_id == bindparam("subject_id"),
     text(f"reason = '{MovementReason.REFUND}' AND status IN ('{PENDING}', '{ACCEPTED}')"),
+)
+
+
+# --- what a credit decides on, read with the subject's lock (one round trip) --------------
+#
+# The lock order of every money transaction is idempotency row, then subject (item or
+# round), then movement: the claim comes first, this read locks the subject (``FOR UPDATE
+# OF`` the subject only), and the movement is written or leased after it.
+
+
+LIVE = MOVEMENTS.alias("live")
+
+
+def _live_credit(subject_column: Any, reason: MovementReason) -> Any:
+    """Join the subject's live credit (the partial unique index allows one), as literal
+    SQL for the same reason as ``LIVE_REFUND``."""
+    return (
+        subject_column == LIVE.c.inventory_item_id
+        if reason is MovementReason.CASHBACK
+        else subject_column == LIVE.c.round_id
+    ) & text(f"live.reason = '{reason}' AND live.status IN ('{PENDING}', '{ACCEPTED}')")
+
+
+_LIVE_COLUMNS = tuple(c.label(f"live_{c.name}") for c in LIVE.c)
+
+ITEM_FOR_CASHOUT = (
+    select(
+        ITEMS,
+        BOX_VERSIONS.c.cashback_enabled.label("box_cashback_enabled"),
+        BOX_VERSIONS.c.cashback_bps.label("box_cashback_bps"),
+        PRIZES.c.cashback_bps.label("prize_cashback_bps"),
+        *_LIVE_COLUMNS,
+    )
+    .join(BOX_VERSIONS, BOX_VERSIONS.c.id == ITEMS.c.box_version_id)
+    .outerjoin(PRIZES, PRIZES.c.id == ITEMS.c.prize_id)
+    .outerjoin(LIVE, _live_credit(ITEMS.c.id, MovementReason.CASHBACK))
+    .where(ITEMS.c.id == bindparam("item_id"), ITEMS.c.operator_id == bindparam("operator_id"))
+    .with_for_update(of=ITEMS)
+)
+
+_ALL_BOXES_REFUNDABLE = (
+    select(func.bool_and(BOX_VERSIONS.c.refundable))
+    .select_from(REELS.join(BOX_VERSIONS, BOX_VERSIONS.c.id == REELS.c.box_version_id))
+    .where(REELS.c.round_id == ROUNDS.c.id)
+    .scalar_subquery()
+)
+ROUND_FOR_CANCEL = (
+    select(
+        ROUNDS,
+        _ALL_BOXES_REFUNDABLE.label("all_boxes_refundable"),
+        *_LIVE_COLUMNS,
+    )
+    .outerjoin(LIVE, _live_credit(ROUNDS.c.id, MovementReason.REFUND))
+    .where(
+        ROUNDS.c.operator_id == bindparam("operator_id"),
+        ROUNDS.c.public_id == bindparam("public_id"),
+    )
+    .with_for_update(of=ROUNDS)
 )
 
 
@@ -174,3 +228,78 @@ def _insert_or_nothing(table: Table, *returning: Any) -> Any:
 # The whole row: the movement is what the database wrote, not a copy built beside it.
 NEW_MOVEMENT = _insert_or_nothing(MOVEMENTS, *MOVEMENTS.c)
 NEW_IDEMPOTENCY_RECORD = _insert_or_nothing(IDEMPOTENCY, IDEMPOTENCY.c.id)
+
+# --- a credit and its subject move together (one round trip each way) -----------------------
+#
+# A cashout's item or a refund's round changes state exactly when its credit is written and
+# when the credit is settled. Each pair is one statement: the movement's write is a
+# data-modifying CTE and the subject's conditional UPDATE joins it, so the subject moves
+# only for the movement this caller wrote or settled (the fencing token still decides).
+
+_NEW_MOVEMENT_COLUMNS = (
+    "operator_id", "idempotency_key", "kind", "reason", "status", "player_external_id",
+    "amount_minor", "currency", "operator_amount_minor", "operator_currency", "rate",
+    "round_id", "round_public_id", "inventory_item_id", "lease_token", "lease_expires_at",
+    "attempts", "created_at", "updated_at",
+)  # fmt: skip
+
+
+def _subject(table: Table) -> tuple[Any, Any, str]:
+    """(the subject's table, the movement column naming it, its state column)."""
+    if table is ITEMS:
+        return ITEMS, MOVEMENTS.c.inventory_item_id, "state"
+    return ROUNDS, MOVEMENTS.c.round_id, "status"
+
+
+def _record_and_move(table: Table) -> Any:
+    """Write the pending, leased movement (``NEW_MOVEMENT``'s parameters, prefixed
+    ``new_``: a column's own name is reserved in an INSERT's values) and move its
+    subject ``from_state`` → ``to_state``; the row written, or none when the key or the
+    subject's live credit was already taken (nothing moves then)."""
+    subject, names_subject, state = _subject(table)
+    recorded = (
+        postgresql.insert(MOVEMENTS)
+        .values({name: bindparam(f"new_{name}") for name in _NEW_MOVEMENT_COLUMNS})
+        .on_conflict_do_nothing()
+        .returning(*MOVEMENTS.c)
+        .cte("recorded")
+    )
+    return (
+        update(subject)
+        .where(
+            subject.c.id == recorded.c[names_subject.name],
+            subject.c[state] == bindparam("from_state"),
+        )
+        .values({state: bindparam("to_state"), "updated_at": bindparam("now")})
+        .returning(*recorded.c)
+    )
+
+
+def _settle_and_move(settle: Any, table: Table) -> Any:
+    """Settle the movement (a fenced ``_final`` update) and move its subject ``from_state``
+    → ``to_state``: one row, ``settled`` and ``moved`` counting what changed."""
+    subject, names_subject, state = _subject(table)
+    settled = settle.returning(names_subject.label("subject_id")).cte("settled")
+    moved = (
+        update(subject)
+        .where(subject.c.id == settled.c.subject_id, subject.c[state] == bindparam("from_state"))
+        .values({state: bindparam("to_state"), "updated_at": bindparam("now")})
+        .returning(subject.c.id)
+        .cte("moved")
+    )
+    return select(
+        select(func.count()).select_from(settled).scalar_subquery().label("settled"),
+        select(func.count()).select_from(moved).scalar_subquery().label("moved"),
+    )
+
+
+RECORD_CASHBACK = _record_and_move(ITEMS)
+RECORD_REFUND = _record_and_move(ROUNDS)
+SETTLE_CASHBACK = {
+    "accepted": _settle_and_move(MOVEMENT_ACCEPTED, ITEMS),
+    "refused": _settle_and_move(MOVEMENT_REFUSED, ITEMS),
+}
+SETTLE_REFUND = {
+    "accepted": _settle_and_move(MOVEMENT_ACCEPTED, ROUNDS),
+    "refused": _settle_and_move(MOVEMENT_REFUSED, ROUNDS),
+}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from lootbox.domain.errors import (
-    OperationInProgress,
+    LootboxError,
     RefundNotAllowed,
     RoundNotFound,
     RoundNotRefundable,
+    WalletRefused,
+    WalletUnavailable,
 )
 from lootbox.domain.records import (
     MoneyMovement,
@@ -18,12 +20,12 @@ from lootbox.domain.records import (
     MovementStatus,
     NewMovement,
     Operator,
-    Round,
+    RefundCandidate,
 )
 from lootbox.domain.states import RoundStatus, external_round_status
-from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome
+from lootbox.ports import Answer, KeyedRequest, WalletAccepted, WalletRefusal
+from lootbox.services import ledger
 from lootbox.services.context import ServiceContext
-from lootbox.services.movements import Leased, drive_credit, lease, record
 
 
 @dataclass(frozen=True)
@@ -47,58 +49,89 @@ def default_cancel_key(round_public_id: str) -> str:
     return f"refund:round:{round_public_id}"
 
 
-def cancel_round(ctx: ServiceContext, cmd: CancelRound) -> CancelResult:
-    """Credit a held round's original amount and currency once, then mark it ``refunded``.
+Render = Callable[[CancelResult], str]
+
+
+def cancel_round(
+    ctx: ServiceContext, cmd: CancelRound, request: KeyedRequest, render: Render
+) -> Answer:
+    """Credit a held round's original amount and currency once, then mark it ``refunded``;
+    answer with ``render(result)``, stored under the request's key in the same
+    transaction.
 
     Raises ``RoundNotFound``, ``RoundNotRefundable``, ``RefundNotAllowed``,
     ``OperationInProgress``, ``IdempotencyKeyReused``, ``WalletRefused`` (round stays
     held) or ``WalletUnavailable`` (the refund stays pending and is re-sent with the same
     key and amount by the next attempt on this round).
     """
-    return drive_credit(
-        ctx,
-        cmd.idempotency_key,
-        lambda: _prepare(ctx, cmd),
-        settle_refund,
-        _result,
-        lambda: RoundNotRefundable("the round was refunded by an earlier request"),
-    )
-
-
-def _prepare(ctx: ServiceContext, cmd: CancelRound) -> CancelResult | Leased:
+    # (a) Claim the key, lock the round, decide, record the refund (or lease the round's
+    # unanswered one), in one transaction.
     with ctx.uow_factory() as uow:
-        operator = cmd.operator
-        round_ = uow.rounds.get_by_public_id(operator.id, cmd.round_public_id, for_update=True)
+        claim = ledger.claim_key(ctx, uow, request)
+        if isinstance(claim, Answer):
+            return claim  # this request was answered before
+        candidate = uow.rounds.lock_for_refund(cmd.operator.id, cmd.round_public_id)
         if (
-            round_ is None
-            or round_.player_external_id != cmd.player_external_id
-            or round_.status is RoundStatus.DEBIT_PENDING  # not a round the caller was given
+            candidate is None
+            or candidate.round.player_external_id != cmd.player_external_id
+            or candidate.round.status is RoundStatus.DEBIT_PENDING  # never given to the caller
         ):
             raise RoundNotFound()
-        live = uow.ledger.live_refund(round_.id)
+        live = candidate.live_refund
         if live is not None and live.status is MovementStatus.ACCEPTED:
-            if live.idempotency_key == cmd.idempotency_key:
-                return _result(live, live.balance_after_minor)
-            raise RoundNotRefundable("the round is already refunded")
+            # Its answer is no longer stored (purged, or settled by the reconciler after
+            # an unknown outcome): the ledger still says what it was.
+            if live.idempotency_key != cmd.idempotency_key:
+                raise RoundNotRefundable("the round is already refunded")
+            done = ledger.answer(
+                ctx, uow, request, claim, render(_result(live, live.balance_after_minor))
+            )
+            uow.commit()
+            return done
         if live is None:
-            leased = _record_refund(ctx, uow, operator, round_, cmd)
+            leased = ledger.record_credit(ctx, uow, cmd.operator, _new_refund(cmd, candidate))
         else:
-            leased = lease(ctx, uow, operator, live)  # an earlier refund, unanswered
+            leased = ledger.lease(ctx, uow, cmd.operator, live)  # an earlier, unanswered one
         uow.commit()
-        return leased
+
+    # (b) The wallet, outside any transaction.
+    outcome = ledger.send(ctx, leased)
+    ours = leased.movement.idempotency_key == cmd.idempotency_key
+
+    # (c) Settle the refund and the round, and answer, in one transaction.
+    error: LootboxError | None = None
+    with ledger.settling(ctx, leased, request, claim) as uow:
+        ledger.settle_credit(ctx, uow, leased, outcome)
+        if isinstance(outcome, WalletAccepted) and ours:
+            body = render(_result(leased.movement, outcome.balance_after_minor))
+            done = ledger.answer(ctx, uow, request, claim, body)
+        elif isinstance(outcome, WalletAccepted):
+            ledger.release_key(uow, request, claim)
+            error = RoundNotRefundable("the round was refunded by an earlier request")
+        elif isinstance(outcome, WalletRefusal):
+            ledger.release_key(uow, request, claim)
+            error = WalletRefused(outcome.code, outcome.message) if ours else None
+        else:
+            ledger.suspend_key(ctx, uow, request, claim)
+            error = WalletUnavailable()
+        uow.commit()
+    if error is not None:
+        raise error
+    if isinstance(outcome, WalletRefusal):
+        # An earlier request's refund, refused: the round is held again, and this request
+        # records its own refund on a second pass.
+        return cancel_round(ctx, cmd, request, render)
+    return done
 
 
-def _record_refund(
-    ctx: ServiceContext, uow: UnitOfWork, operator: Operator, round_: Round, cmd: CancelRound
-) -> Leased:
+def _new_refund(cmd: CancelRound, candidate: RefundCandidate) -> NewMovement:
+    round_, operator = candidate.round, cmd.operator
     if round_.status is not RoundStatus.HELD:
         raise RoundNotRefundable(f"the round is {external_round_status(round_.status)}")
-    boxes = [uow.catalog.get_box_version(operator.id, r.box_version_id) for r in round_.reels]
-    if not operator.refunds_enabled or any(box is None or not box.refundable for box in boxes):
+    if not (operator.refunds_enabled and candidate.all_boxes_refundable):
         raise RefundNotAllowed()
-    now = ctx.clock.now()
     # A held round is locked to the currency and amount it was bought in.
-    new = NewMovement(
+    return NewMovement(
         operator_id=operator.id,
         idempotency_key=cmd.idempotency_key,
         kind=MovementKind.CREDIT,
@@ -112,20 +145,6 @@ def _record_refund(
         round_id=round_.id,
         round_public_id=round_.public_id,
     )
-    leased = record(ctx, uow, operator, new, now)
-    if leased is None or not uow.rounds.transition(
-        round_.id, RoundStatus.HELD, RoundStatus.REFUND_PENDING, now
-    ):
-        raise OperationInProgress()
-    return leased
-
-
-def settle_refund(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> bool:
-    """A refund's outcome moves the round: accepted → ``refunded``, refused → ``held``."""
-    round_id = leased.movement.round_id
-    assert round_id is not None
-    target = RoundStatus.REFUNDED if isinstance(outcome, WalletAccepted) else RoundStatus.HELD
-    return bool(uow.rounds.transition(round_id, RoundStatus.REFUND_PENDING, target, now))
 
 
 def _result(movement: MoneyMovement, balance_after_minor: int | None) -> CancelResult:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from lootbox.domain.cashback import CashbackPolicy, cashback_minor
@@ -11,10 +11,12 @@ from lootbox.domain.errors import (
     CashbackNotAvailable,
     IdempotencyKeyReused,
     InventoryItemNotFound,
-    OperationInProgress,
+    LootboxError,
+    WalletRefused,
+    WalletUnavailable,
 )
 from lootbox.domain.records import (
-    InventoryItem,
+    CashoutCandidate,
     MoneyMovement,
     MovementKind,
     MovementReason,
@@ -23,10 +25,10 @@ from lootbox.domain.records import (
     Operator,
 )
 from lootbox.domain.states import ItemState, external_item_state
-from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome
+from lootbox.ports import Answer, KeyedRequest, WalletAccepted, WalletRefusal
+from lootbox.services import ledger
 from lootbox.services.context import ServiceContext
 from lootbox.services.fx import from_operator_currency, rate_for
-from lootbox.services.movements import Leased, drive_credit, lease, record
 
 
 @dataclass(frozen=True)
@@ -59,60 +61,106 @@ def default_cashout_key(inventory_item_id: int) -> str:
     return f"cashback:inventory:{inventory_item_id}"
 
 
-def cash_out(ctx: ServiceContext, cmd: CashOut) -> CashoutResult:
-    """Credit the item's cashback once, then mark it ``cashed_back``.
+Render = Callable[[CashoutResult], str]
+
+
+def cash_out(ctx: ServiceContext, cmd: CashOut, request: KeyedRequest, render: Render) -> Answer:
+    """Credit the item's cashback once, then mark it ``cashed_back``; answer with
+    ``render(result)``, stored under the request's key in the same transaction.
 
     Raises ``InventoryItemNotFound``, ``CashbackNotAvailable``, ``OperationInProgress``,
     ``IdempotencyKeyReused``, ``WalletRefused`` (item stays unresolved) or
     ``WalletUnavailable`` (outcome unknown: the credit stays pending and the next attempt
     on this item, whatever its key, re-sends it with the same key and amount).
     """
-    return drive_credit(
-        ctx,
-        cmd.idempotency_key,
-        lambda: _prepare(ctx, cmd),
-        settle_cashback,
-        _result,
-        lambda: CashbackNotAvailable("the item was cashed back by an earlier request"),
-        matches=lambda movement: _asks_for(cmd, movement),
+    # (a) Claim the key, lock the item, decide, record the credit (or lease the item's
+    # unanswered one), in one transaction.
+    with ctx.uow_factory() as uow:
+        claim = ledger.claim_key(ctx, uow, request)
+        if isinstance(claim, Answer):
+            return claim  # this request was answered before
+        candidate = uow.items.lock_for_cashout(cmd.operator.id, cmd.inventory_item_id)
+        if candidate is None or candidate.item.player_external_id != cmd.player_external_id:
+            raise InventoryItemNotFound()
+        live = candidate.live_credit
+        if live is not None and live.status is MovementStatus.ACCEPTED:
+            # Its answer is no longer stored (purged, or settled by the reconciler after
+            # an unknown outcome): the ledger still says what it was.
+            if not _is_this_request(cmd, live):
+                raise _already_done(cmd, live)
+            body = render(_result(live, live.balance_after_minor))
+            done = ledger.answer(ctx, uow, request, claim, body)
+            uow.commit()
+            return done
+        if live is None:
+            leased = ledger.record_credit(
+                ctx, uow, cmd.operator, _new_credit(cmd, candidate, cmd.operator)
+            )
+        else:
+            leased = ledger.lease(ctx, uow, cmd.operator, live)  # an earlier, unanswered one
+        uow.commit()
+
+    # (b) The wallet, outside any transaction.
+    outcome = ledger.send(ctx, leased)
+    ours = _is_this_request(cmd, leased.movement)
+
+    # (c) Settle the credit and the item, and answer, in one transaction.
+    error: LootboxError | None = None
+    with ledger.settling(ctx, leased, request, claim) as uow:
+        ledger.settle_credit(ctx, uow, leased, outcome)
+        if isinstance(outcome, WalletAccepted) and ours:
+            body = render(_result(leased.movement, outcome.balance_after_minor))
+            done = ledger.answer(ctx, uow, request, claim, body)
+        elif isinstance(outcome, WalletAccepted):
+            ledger.release_key(uow, request, claim)
+            error = _already_done(cmd, leased.movement)
+        elif isinstance(outcome, WalletRefusal):
+            ledger.release_key(uow, request, claim)
+            error = WalletRefused(outcome.code, outcome.message) if ours else None
+        else:
+            ledger.suspend_key(ctx, uow, request, claim)
+            error = WalletUnavailable()
+        uow.commit()
+    if error is not None:
+        raise error
+    if isinstance(outcome, WalletRefusal):
+        # An earlier request's credit, refused: the item is free again, and this request
+        # records its own credit on a second pass.
+        return cash_out(ctx, cmd, request, render)
+    return done
+
+
+def _is_this_request(cmd: CashOut, movement: MoneyMovement) -> bool:
+    """The movement is this request's own credit: recorded under its key, in the currency
+    it names (omitted: the operator currency)."""
+    return movement.idempotency_key == cmd.idempotency_key and movement.currency == (
+        cmd.currency or movement.operator_currency
     )
 
 
-def _asks_for(cmd: CashOut, movement: MoneyMovement) -> bool:
-    """The movement under this request's key credits the currency the request names
-    (omitted: the operator currency), so it is this request's operation."""
-    return movement.currency == (cmd.currency or movement.operator_currency)
+def _already_done(cmd: CashOut, movement: MoneyMovement) -> LootboxError:
+    if movement.idempotency_key == cmd.idempotency_key:
+        return IdempotencyKeyReused()  # the same key, asked for another currency
+    return CashbackNotAvailable("the item is already cashed back")
 
 
-def _prepare(ctx: ServiceContext, cmd: CashOut) -> CashoutResult | Leased:
-    with ctx.uow_factory() as uow:
-        operator = cmd.operator
-        item = uow.items.get(operator.id, cmd.inventory_item_id, for_update=True)
-        if item is None or item.player_external_id != cmd.player_external_id:
-            raise InventoryItemNotFound()
-        live: MoneyMovement | None = uow.ledger.live_cashback(item.id)
-        if live is not None and live.status is MovementStatus.ACCEPTED:
-            if live.idempotency_key == cmd.idempotency_key:
-                if not _asks_for(cmd, live):
-                    raise IdempotencyKeyReused()
-                return _result(live, live.balance_after_minor)  # the same request, again
-            raise CashbackNotAvailable("the item is already cashed back")
-        if live is None:
-            leased = _record_credit(ctx, uow, operator, item, cmd)
-        else:
-            leased = lease(ctx, uow, operator, live)  # an earlier credit, unanswered
-        uow.commit()
-        return leased
-
-
-def _record_credit(
-    ctx: ServiceContext, uow: UnitOfWork, operator: Operator, item: InventoryItem, cmd: CashOut
-) -> Leased:
+def _new_credit(cmd: CashOut, candidate: CashoutCandidate, operator: Operator) -> NewMovement:
+    item = candidate.item
     if item.state is not ItemState.UNRESOLVED:
         raise CashbackNotAvailable(f"the item is {external_item_state(item.state)}")
-    quote = quote_cashback(uow, operator, item, cmd.currency)
-    now = ctx.clock.now()
-    new = NewMovement(
+    quote = quote_cashback(
+        operator,
+        item.value_minor,
+        CashbackPolicy(
+            operator_enabled=operator.cashback_enabled,
+            operator_bps=operator.cashback_bps,
+            box_enabled=candidate.box_cashback_enabled,
+            box_bps=candidate.box_cashback_bps,
+            prize_bps=candidate.prize_cashback_bps,
+        ),
+        cmd.currency,
+    )
+    return NewMovement(
         operator_id=operator.id,
         idempotency_key=cmd.idempotency_key,
         kind=MovementKind.CREDIT,
@@ -125,30 +173,17 @@ def _record_credit(
         rate=quote.rate,
         inventory_item_id=item.id,
     )
-    leased = record(ctx, uow, operator, new, now)
-    if leased is None or not uow.items.transition(
-        item.id, ItemState.UNRESOLVED, ItemState.CASHBACK_PENDING, now
-    ):
-        raise OperationInProgress()  # a racing request recorded its credit first
-    return leased
 
 
 def quote_cashback(
-    uow: UnitOfWork, operator: Operator, item: InventoryItem, currency: str | None
+    operator: Operator, value_minor: int, policy: CashbackPolicy, currency: str | None
 ) -> CashbackQuote:
-    """What the item is worth as cashback right now, in the player's wallet currency."""
-    box = uow.catalog.get_box_version(operator.id, item.box_version_id)
-    prize = next((p for p in box.prizes if p.id == item.prize_id), None) if box else None
-    bps = CashbackPolicy(
-        operator_enabled=operator.cashback_enabled,
-        operator_bps=operator.cashback_bps,
-        box_enabled=box.cashback_enabled if box else True,
-        box_bps=box.cashback_bps if box else None,
-        prize_bps=prize.cashback_bps if prize else None,
-    ).effective_bps()
+    """What an item worth ``value_minor`` is worth as cashback right now, in the player's
+    wallet currency (omitted: the operator's)."""
+    bps = policy.effective_bps()
     if bps is None:
         raise CashbackNotAvailable("cashback is disabled or has no rule for this item")
-    operator_amount = cashback_minor(item.value_minor, bps)
+    operator_amount = cashback_minor(value_minor, bps)
     target = currency or operator.currency
     rate = rate_for(operator, target)
     if rate is None:
@@ -157,15 +192,6 @@ def quote_cashback(
     if amount <= 0:
         raise CashbackNotAvailable("the item's cashback value is zero")
     return CashbackQuote(operator_amount, amount, target, rate)
-
-
-def settle_cashback(uow: UnitOfWork, leased: Leased, outcome: WalletOutcome, now: datetime) -> bool:
-    """A cashback's outcome moves the item: accepted → ``cashed_back``, refused →
-    ``unresolved`` (the player may try again)."""
-    item_id = leased.movement.inventory_item_id
-    assert item_id is not None
-    target = ItemState.CASHED_BACK if isinstance(outcome, WalletAccepted) else ItemState.UNRESOLVED
-    return bool(uow.items.transition(item_id, ItemState.CASHBACK_PENDING, target, now))
 
 
 def _result(movement: MoneyMovement, balance_after_minor: int | None) -> CashoutResult:

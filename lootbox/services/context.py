@@ -24,6 +24,10 @@ class ServiceContext:
     # How long a claimed money operation may stay in flight before another attempt may
     # re-drive it (at least; ``movements.lease`` stretches it past an operator's timeouts).
     movement_lease_seconds: float = 15.0
+    # How long a request's claim on its idempotency key lasts before a retry may take it
+    # over, and how long its stored answer is kept (IDEMPOTENCY_LEASE/TTL_SECONDS).
+    idempotency_lease_seconds: float = 30.0
+    idempotency_ttl_seconds: int = 7 * 24 * 3600
     rng: RandomSource = field(default_factory=random.SystemRandom)
     # The service-wide wallet timeouts, for operators that override only one of the two.
     wallet_connect_timeout_seconds: float = 2.0

@@ -31,11 +31,9 @@ from typing import assert_never
 
 from lootbox.domain.errors import OperationInProgress
 from lootbox.domain.records import MoneyMovement, MovementReason, MovementStatus
-from lootbox.ports import WalletAccepted, WalletRefusal
-from lootbox.services.cancel import settle_refund
-from lootbox.services.cashout import settle_cashback
+from lootbox.ports import UnitOfWork, WalletAccepted, WalletOutcome, WalletRefusal
+from lootbox.services import ledger
 from lootbox.services.context import ServiceContext
-from lootbox.services.movements import SettleHook, lease, send_and_settle
 from lootbox.services.purchase import settle_debit
 
 # Rows read per query; a pass pages through the due set by id.
@@ -164,11 +162,14 @@ def redrive(ctx: ServiceContext, movement: MoneyMovement) -> Redrive:
         if current.status is not MovementStatus.PENDING:
             return _final(current.status)  # a request settled it since the pass listed it
         try:
-            leased = lease(ctx, uow, operator, current)
+            leased = ledger.lease(ctx, uow, operator, current)
         except OperationInProgress:
             return Redrive.BUSY  # a request is re-driving it right now
         uow.commit()
-    outcome = send_and_settle(ctx, leased, settle_hook(ctx, current.reason))
+    outcome = ledger.send(ctx, leased)
+    with ledger.settling(ctx, leased, None, 0) as uow:
+        settle(ctx, uow, leased, outcome)
+        uow.commit()
     if isinstance(outcome, WalletAccepted):
         return Redrive.COMPLETED
     if isinstance(outcome, WalletRefusal):
@@ -176,14 +177,15 @@ def redrive(ctx: ServiceContext, movement: MoneyMovement) -> Redrive:
     return Redrive.STILL_PENDING
 
 
-def settle_hook(ctx: ServiceContext, reason: MovementReason) -> SettleHook:
+def settle(
+    ctx: ServiceContext, uow: UnitOfWork, leased: ledger.Leased, outcome: WalletOutcome
+) -> bool:
     """The same settlement the movement's own use case applies."""
-    if reason is MovementReason.CASHBACK:
-        return settle_cashback
-    if reason is MovementReason.REFUND:
-        return settle_refund
+    reason = leased.movement.reason
+    if reason is MovementReason.CASHBACK or reason is MovementReason.REFUND:
+        return ledger.settle_credit(ctx, uow, leased, outcome)
     if reason is MovementReason.OPEN or reason is MovementReason.PREPAY:
-        return settle_debit(ctx.rng)
+        return settle_debit(ctx, uow, leased, outcome) is not None
     assert_never(reason)
 
 
@@ -199,13 +201,18 @@ def run_forever(
     on_pass: Callable[[ReconcileSummary], None],
     on_error: Callable[[Exception], None],
     concurrency: int = DEFAULT_CONCURRENCY,
+    after_pass: Callable[[], None] | None = None,
 ) -> None:
     """Pass after pass, ``interval_seconds`` apart, until ``stop`` is set. A failed pass
     (database or wallet trouble) is reported and retried at the next interval: a worker
-    that exits on the first outage would need a human to bring it back."""
+    that exits on the first outage would need a human to bring it back. ``after_pass`` is
+    the worker's other chore (the idempotency purge), run after every pass, failed or not;
+    it reports its own errors."""
     while not stop.is_set():
         try:
             on_pass(reconcile_once(ctx, concurrency=concurrency, stop=stop))
         except Exception as exc:
             on_error(exc)
+        if after_pass is not None and not stop.is_set():
+            after_pass()
         stop.wait(interval_seconds)

@@ -104,7 +104,7 @@ Endpoint = Literal["cashout", "cancel", "open", "purchase"]
 # Where the fault strikes: before any money call, after the wallet applied the operation
 # (the settle step), after the business commit (storing the idempotent answer), or in a
 # use case that calls no wallet at all.
-Moment = Literal["before_wallet", "after_wallet", "after_commit", "no_wallet"]
+Moment = Literal["before_wallet", "after_wallet", "no_wallet"]
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ def run_fault(
     assert_service_unavailable(failed)
     assert_consistent(world)
     during = applied_since(world, mark)
-    assert len(during) == (1 if moment in ("after_wallet", "after_commit") else 0), during
+    assert len(during) == (1 if moment == "after_wallet" else 0), during
 
     lift()
     retried, waits = retry_honouring_retry_after(world, call)
@@ -311,7 +311,7 @@ SERIALIZATION_POINTS = [
     Point(
         "cashout_store_answer",
         "cashout",
-        "after_commit",
+        "after_wallet",  # in the settle's transaction now: there is no later commit
         "idempotency_records",
         "UPDATE",
         "NEW.state = 'completed'",
@@ -468,21 +468,26 @@ class DropPoint:
     at_commit: bool = False
 
 
+# Points inside a transaction, after its first statement (the first one is retried on a
+# fresh connection: FIRST_STATEMENT_POINTS). The record and the settle are one statement
+# each (a CTE moving the movement and its subject together), and the answer is stored in
+# the settle's transaction, so there is no longer a drop point "after the business commit,
+# before the answer is stored".
 DROP_POINTS = [
-    DropPoint("cashout_claim_key", "cashout", "before_wallet", "INSERT INTO idempotency_records"),
-    DropPoint("cashout_record_credit", "cashout", "before_wallet", "INSERT INTO money_movements"),
+    DropPoint("cashout_lock_item", "cashout", "before_wallet", "SELECT inventory_items.id"),
+    DropPoint("cashout_record_credit", "cashout", "before_wallet", "WITH recorded AS"),
     DropPoint(
-        "cashout_settle_ledger",
+        "cashout_store_answer",
         "cashout",
         "after_wallet",
-        "UPDATE money_movements",
-        ("accepted",),
+        "UPDATE idempotency_records",
+        ("completed",),
     ),
     DropPoint(
         "cashout_settle_commit",
         "cashout",
         "after_wallet",
-        "UPDATE inventory_items",
+        "WITH settled AS",
         ("cashed_back",),
         at_commit=True,
     ),
@@ -491,16 +496,9 @@ DROP_POINTS = [
         "cancel_settle_commit",
         "cancel",
         "after_wallet",
-        "UPDATE rounds",
+        "WITH settled AS",
         ("refunded",),
         at_commit=True,
-    ),
-    DropPoint(
-        "cashout_store_answer",
-        "cashout",
-        "after_commit",
-        "UPDATE idempotency_records",
-        ("completed",),
     ),
 ]
 
@@ -510,8 +508,8 @@ def test_a_connection_dropped_mid_transaction_answers_503_and_the_retry_succeeds
     world: World, killer: ConnectionKiller, point: DropPoint
 ) -> None:
     """The app's backend is terminated while it holds the connection inside a transaction,
-    just before a chosen statement (or that transaction's COMMIT). The pre-ping cannot
-    help a connection already in use: the transaction is lost, the request answers 503."""
+    just before a chosen statement (or that transaction's COMMIT). Past the first statement
+    nothing can replace the connection: the transaction is lost, the request answers 503."""
     call = prepare(world, point.endpoint)
     engine = world.app.extensions["lootbox"].engine
     drops: list[Any] = []
@@ -531,6 +529,38 @@ def test_a_connection_dropped_mid_transaction_answers_503_and_the_retry_succeeds
 
     run_fault(world, call, point.moment, dropped_connection)
     assert len(drops) == 1
+
+
+# A transaction's first statement: the claim's (before the wallet call) and the settle's
+# (after it).
+FIRST_STATEMENT_POINTS = [
+    DropPoint("cashout_claim_key", "cashout", "before_wallet", "INSERT INTO idempotency_records"),
+    DropPoint("cashout_settle", "cashout", "after_wallet", "WITH settled AS", ("cashed_back",)),
+    DropPoint("cancel_settle", "cancel", "after_wallet", "WITH settled AS", ("refunded",)),
+    DropPoint("purchase_settle_debit", "purchase", "after_wallet", "UPDATE money_movements"),
+]
+
+
+@pytest.mark.parametrize("point", FIRST_STATEMENT_POINTS, ids=lambda p: p.id)
+def test_a_connection_dropped_at_a_transactions_first_statement_is_replaced_and_it_succeeds(
+    world: World, killer: ConnectionKiller, point: DropPoint
+) -> None:
+    """The backend is terminated just before a transaction's first statement, while the
+    app holds the connection (the pool's check at checkout saw it alive). Nothing of the
+    transaction has happened, so that statement runs again on a fresh connection: the
+    request succeeds, the wallet applied it once."""
+    call = prepare(world, point.endpoint)
+    engine = world.app.extensions["lootbox"].engine
+    mark = wallet_mark(world)
+    with drop_connection_at(
+        engine, killer, statement_matches(point.statement, *point.values)
+    ) as record:
+        reply = send(world, call)
+    assert len(record.fired_at) == 1, record
+    assert record.terminated, record
+    assert_success(world, call, reply, applied_since(world, mark))
+    assert_replayed(world, call, reply)
+    assert_consistent(world)
 
 
 # --- the reconciler ------------------------------------------------------------------------

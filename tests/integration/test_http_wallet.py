@@ -674,7 +674,7 @@ def test_a_wallet_that_does_not_replay_refuses_a_resent_key_as_duplicate(
     resent = live_client.send(ref_wallet.settings, CREDIT)
 
     # The client reports the refusal as it is; taking it as "applied" when the key was
-    # sent before is the service's decision (services.movements), not the transport's.
+    # sent before is the service's decision (services.ledger), not the transport's.
     assert resent == WalletRefusal("DUPLICATE_TRANSACTION", "already booked")
     assert len(ref_wallet.transactions()) == 1
     assert ref_wallet.balance("u_8431", "USD") == REF_STARTING + 353

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from lootbox.domain.records import (
     BoxSpec,
+    MoneyMovement,
     MovementKind,
     MovementReason,
     MovementStatus,
@@ -585,6 +586,12 @@ def test_release_frees_the_lease_at_once_and_keeps_the_movement_pending(
     assert retaken == token + 1
 
 
+def _live_cashback(tx: Any, world: World) -> MoneyMovement | None:
+    candidate = tx.items.lock_for_cashout(world.operator_id, world.item_id)
+    assert candidate is not None
+    return candidate.live_credit  # type: ignore[no-any-return]
+
+
 def test_only_a_refused_movement_can_be_rearmed(uow: UowFactory, world: World) -> None:
     movement_id = record(uow, cashback(world, "k"))
     assert movement_id is not None
@@ -593,7 +600,7 @@ def test_only_a_refused_movement_can_be_rearmed(uow: UowFactory, world: World) -
         tx.commit()
     settle_refused(uow, movement_id)
     with uow() as tx:
-        assert tx.ledger.live_cashback(world.item_id) is None
+        assert _live_cashback(tx, world) is None
         assert tx.ledger.rearm(movement_id, cashback(world, "k", amount_minor=999), NOW)
         tx.commit()
     with uow() as tx:
@@ -601,7 +608,7 @@ def test_only_a_refused_movement_can_be_rearmed(uow: UowFactory, world: World) -
         assert movement is not None
         assert movement.status is MovementStatus.PENDING and movement.amount_minor == 999
         assert movement.refusal_code is None
-        assert tx.ledger.live_cashback(world.item_id) == movement
+        assert _live_cashback(tx, world) == movement
 
 
 def test_rearming_is_refused_by_the_database_while_another_credit_is_live(
@@ -946,14 +953,23 @@ def test_lease_expiry_compares_instants_not_wall_clock_text(uow: UowFactory, wor
 
 
 @pytest.mark.parametrize(
-    ("statement", "index"),
+    ("statement", "params", "index"),
     [
-        ("LIVE_CASHBACK", "uq_money_movements_live_item_credit"),
-        ("LIVE_REFUND", "uq_money_movements_live_round_credit"),
+        (
+            "ITEM_FOR_CASHOUT",
+            {"%(item_id)s": "$1", "%(operator_id)s": "$1"},
+            "uq_money_movements_live_item_credit",
+        ),
+        (
+            "ROUND_FOR_CANCEL",
+            {"%(operator_id)s": "$1", "%(public_id)s": "'r'"},
+            "uq_money_movements_live_round_credit",
+        ),
+        ("LIVE_REFUND", {"%(subject_id)s": "$1"}, "uq_money_movements_live_round_credit"),
     ],
 )
 def test_the_live_credit_reads_use_their_partial_index_even_in_a_generic_plan(
-    postgres_db: str, statement: str, index: str
+    postgres_db: str, statement: str, params: dict[str, str], index: str
 ) -> None:
     """psycopg prepares a statement after five runs and PostgreSQL may then switch to a
     generic plan, built without the parameters' values. The live-credit reads keep the
@@ -963,7 +979,9 @@ def test_the_live_credit_reads_use_their_partial_index_even_in_a_generic_plan(
     compiled = getattr(hot, statement).compile(
         dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
     )
-    sql = str(compiled).replace("%(subject_id)s", "$1")
+    sql = str(compiled)
+    for placeholder, value in params.items():
+        sql = sql.replace(placeholder, value)
     with engine.connect() as conn:
         conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
         conn.exec_driver_sql("SET enable_seqscan = off")  # an empty table would scan anyway

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from lootbox.domain.errors import (
+    IdempotencyKeyInUse,
     IdempotencyKeyReused,
     OperationInProgress,
     RefundNotAllowed,
@@ -20,11 +21,11 @@ from lootbox.domain.errors import (
 from lootbox.domain.records import Operator
 from lootbox.domain.states import PurchaseMode, RoundStatus
 from lootbox.ports import WalletMoneyCall
-from lootbox.services import cancel as cancel_service
-from lootbox.services.cancel import CancelResult, CancelRound, cancel_round, default_cancel_key
-from lootbox.services.cashout import CashOut, cash_out
-from lootbox.services.purchase import OpenRound, RoundOutcome, default_open_key, open_round
-from tests.fakes import ServiceHarness, box_doc
+from lootbox.services.cancel import CancelResult, CancelRound, default_cancel_key
+from lootbox.services.cashout import CashOut
+from lootbox.services.opening import OpenRound, default_open_key
+from lootbox.services.rounds import RoundOutcome
+from tests.fakes import ServiceHarness, WorkerDied, box_doc, cancel_round, cash_out, open_round
 
 PLAYER = "u_8431"
 START = 100_000
@@ -282,6 +283,7 @@ def test_a_refused_refund_leaves_the_round_held_and_the_same_key_can_retry(
     assert held.status is RoundStatus.HELD
 
     assert held.cancel().status == "refunded"
+    assert held.status is RoundStatus.REFUNDED  # the re-armed refund moved the round too
     assert len(held.refunds) == 1
     assert {c.idempotency_key for c in harness.wallet.sent_credits} == {
         default_cancel_key(held.public_id)
@@ -359,9 +361,11 @@ def test_a_round_whose_refund_is_in_flight_cannot_be_opened_or_cancelled_again(
 
 def test_a_held_refund_lease_blocks_until_it_expires(harness: ServiceHarness) -> None:
     held = hold(harness)
-    cancel_service._prepare(harness.ctx, held.command())  # leased, never sent: a dead worker
+    harness.wallet.die_before_next_send()  # recorded and leased, never sent: a dead worker
+    with pytest.raises(WorkerDied):
+        held.cancel()
 
-    with pytest.raises(OperationInProgress):
+    with pytest.raises(IdempotencyKeyInUse):
         held.cancel()
     harness.clock.advance(harness.movement_lease_seconds + 1)
     assert held.cancel().status == "refunded"

@@ -9,18 +9,17 @@ import pytest
 
 from lootbox.domain.errors import (
     CashbackNotAvailable,
+    IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InventoryItemNotFound,
-    OperationInProgress,
     WalletRefused,
     WalletUnavailable,
 )
 from lootbox.domain.records import Operator
 from lootbox.domain.states import ItemState
 from lootbox.ports import WalletMoneyCall
-from lootbox.services import cashout as cashout_service
-from lootbox.services.cashout import CashOut, CashoutResult, cash_out, default_cashout_key
-from tests.fakes import ServiceHarness, box_doc, prize_doc
+from lootbox.services.cashout import CashOut, CashoutResult, default_cashout_key
+from tests.fakes import ServiceHarness, WorkerDied, box_doc, cash_out, prize_doc
 
 PLAYER = "u_8431"
 START = 100_000
@@ -298,6 +297,7 @@ def test_a_refused_credit_leaves_the_item_unresolved_and_the_same_key_can_retry(
 
     result = won.cash_out()
     assert result.state == "cashed_back"
+    assert won.state is ItemState.CASHED_BACK  # the re-armed credit moved the item too
     assert len(won.credits) == 1
     assert [c.idempotency_key for c in harness.wallet.sent_credits] == [
         default_cashout_key(won.item_id)
@@ -435,11 +435,11 @@ def test_a_second_request_while_the_credit_is_in_flight_is_told_to_retry(
     harness: ServiceHarness,
 ) -> None:
     won = win(harness)
-    during: list[OperationInProgress] = []
+    during: list[IdempotencyKeyInUse] = []
 
     def concurrent_attempts(_call: WalletMoneyCall) -> None:
         for key in (default_cashout_key(won.item_id), "other-key"):
-            with pytest.raises(OperationInProgress) as in_progress:
+            with pytest.raises(IdempotencyKeyInUse) as in_progress:
                 won.cash_out(key=key)
             during.append(in_progress.value)
 
@@ -457,10 +457,11 @@ def test_a_held_lease_blocks_until_it_expires_then_the_credit_is_re_driven(
 ) -> None:
     won = win(harness)
     # A worker recorded and leased the credit, then died before calling the wallet.
-    leased = cashout_service._prepare(harness.ctx, won.command())
-    assert not isinstance(leased, CashoutResult)
+    harness.wallet.die_before_next_send()
+    with pytest.raises(WorkerDied):
+        won.cash_out()
 
-    with pytest.raises(OperationInProgress) as in_progress:
+    with pytest.raises(IdempotencyKeyInUse) as in_progress:
         won.cash_out()
     assert in_progress.value.retry_after_seconds >= 1
     assert harness.wallet.sent_credits == []

@@ -1,8 +1,10 @@
 """IdempotencyGuard: Redis in front, the database behind it (contract §7).
 
 The store is the real ``RedisIdempotencyStore`` on fakeredis, or a store that is always
-down; the database is a migrated SQLite file. "Another worker" is a thread whose request
-is parked inside ``execute`` until the test lets it finish.
+down; the database is PostgreSQL. Each ``execute`` runs as a money use case does
+(``UseCase``): it claims the key in the database with ``ledger.claim_key`` first, then
+stores its 2xx answer (``ledger.answer``), or gives the claim back. "Another worker" is a
+thread whose request is parked inside ``execute`` until the test lets it finish.
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ from typing import Any
 import fakeredis
 import pytest
 
-from lootbox.domain.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from lootbox.domain.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    LootboxError,
+    WalletUnavailable,
+)
 from lootbox.idempotency.fingerprint import fingerprint
-from lootbox.idempotency.guard import GuardedResponse, IdempotencyGuard, Request
+from lootbox.idempotency.guard import GuardedResponse, IdempotencyGuard
 from lootbox.idempotency.redis_store import RedisIdempotencyStore
-from lootbox.ports import IdempotencyRecord, StoreUnavailable, UnitOfWork
+from lootbox.ports import Answer, IdempotencyRecord, KeyedRequest, StoreUnavailable, UnitOfWork
+from lootbox.services import ledger
+from lootbox.services.context import ServiceContext
 from tests.fakes import ServiceHarness
+
+Request = KeyedRequest
 
 LEASE_SECONDS = 30.0
 TTL_SECONDS = 3600
@@ -80,6 +91,57 @@ class Calls:
         return self.status, self.body
 
 
+class UseCase:
+    """``execute`` as a money use case runs it around the guard: claim the key in the
+    database (a stored answer is replayed from there), run, then store a 2xx answer; a
+    business rejection or a non-2xx gives the claim back, anything else (money may have
+    moved) suspends it."""
+
+    def __init__(self, ctx: ServiceContext, req: KeyedRequest, execute: Callable[[], Any]):
+        self.ctx, self.req, self.execute = ctx, req, execute
+
+    def __call__(self) -> Answer:
+        with self.ctx.uow_factory() as uow:
+            claim = ledger.claim_key(self.ctx, uow, self.req)
+            uow.commit()
+        if isinstance(claim, Answer):
+            return claim
+        try:
+            status, body = self.execute()
+        except LootboxError as error:
+            self._give_back(suspend=isinstance(error, WalletUnavailable), token=claim)
+            raise
+        except BaseException:
+            self._give_back(suspend=True, token=claim)
+            raise
+        with self.ctx.uow_factory() as uow:
+            if 200 <= status < 300:
+                answer = ledger.answer(self.ctx, uow, self.req, claim, body.decode())
+            else:
+                ledger.release_key(uow, self.req, claim)
+                answer = Answer(status, body.decode(), replayed=False)
+            uow.commit()
+        return answer
+
+    def _give_back(self, *, suspend: bool, token: int) -> None:
+        with self.ctx.uow_factory() as uow:
+            if suspend:
+                ledger.suspend_key(self.ctx, uow, self.req, token)
+            else:
+                ledger.release_key(uow, self.req, token)
+            uow.commit()
+
+
+class GuardUnderTest:
+    """The guard, each ``run`` wrapping its ``execute`` in a ``UseCase``."""
+
+    def __init__(self, guard: IdempotencyGuard, ctx: ServiceContext) -> None:
+        self.guard, self.ctx = guard, ctx
+
+    def run(self, req: KeyedRequest, execute: Callable[[], Any]) -> GuardedResponse:
+        return self.guard.run(req, UseCase(self.ctx, req, execute))
+
+
 class World:
     def __init__(self, harness: ServiceHarness, redis: fakeredis.FakeRedis | None) -> None:
         self.harness = harness
@@ -93,8 +155,15 @@ class World:
         self.uow_opened += 1
         return self.harness.uow()
 
-    def guard(self, wait_seconds: float = 0.5) -> IdempotencyGuard:
-        return IdempotencyGuard(
+    def guard(self, wait_seconds: float = 0.5) -> GuardUnderTest:
+        ctx = ServiceContext(
+            uow_factory=self.uow,
+            wallet=self.harness.wallet,
+            clock=self.harness.clock,  # type: ignore[arg-type]
+            idempotency_lease_seconds=LEASE_SECONDS,
+            idempotency_ttl_seconds=TTL_SECONDS,
+        )
+        guard = IdempotencyGuard(
             self.store,  # type: ignore[arg-type]
             self.uow,
             self.harness.clock,
@@ -105,6 +174,7 @@ class World:
             sleep=self.time.sleep,
             monotonic=self.time.monotonic,
         )
+        return GuardUnderTest(guard, ctx)
 
     def request(
         self,
@@ -145,7 +215,7 @@ def redis_world(postgres_db: str) -> Iterator[World]:
 class OtherWorker:
     """A request running in a thread, parked inside ``execute`` until ``finish()``."""
 
-    def __init__(self, guard: IdempotencyGuard, req: Request, answer: Calls) -> None:
+    def __init__(self, guard: GuardUnderTest, req: Request, answer: Calls) -> None:
         self.started = threading.Event()
         self.release = threading.Event()
         self.answer = answer
@@ -186,12 +256,12 @@ def test_a_fresh_key_executes_once(world: World) -> None:
 
 def test_a_completed_key_is_replayed_byte_for_byte_without_executing(world: World) -> None:
     guard = world.guard()
-    guard.run(world.request("req-1"), Calls(status=201))
+    guard.run(world.request("req-1"), Calls())
 
     again = Calls(status=500, body=b"must not run")
     answer = guard.run(world.request("req-2"), again)
 
-    assert answer == GuardedResponse(201, BODY, "replay")
+    assert answer == GuardedResponse(200, BODY, "replay")
     assert again.count == 0
 
 
@@ -288,19 +358,19 @@ def test_with_redis_down_the_database_still_gives_exactly_once(postgres_db: str)
 
 def test_redis_flushed_after_completion_replays_from_the_database(redis_world: World) -> None:
     guard = redis_world.guard()
-    guard.run(redis_world.request("req-1"), Calls(status=201))
+    guard.run(redis_world.request("req-1"), Calls())
     assert redis_world.redis is not None
     redis_world.redis.flushall()
 
     again = Calls()
     answer = guard.run(redis_world.request("req-2"), again)
 
-    assert answer == GuardedResponse(201, BODY, "replay")
+    assert answer == GuardedResponse(200, BODY, "replay")
     assert again.count == 0
     # ... and the fast path is filled again.
     record = redis_world.redis_record()
     assert record is not None
-    assert (record["state"], record["status"], record["body"]) == ("completed", 201, BODY.decode())
+    assert (record["state"], record["status"], record["body"]) == ("completed", 200, BODY.decode())
 
 
 def test_a_stale_hold_in_redis_does_not_block_the_replay_of_a_finished_request(
@@ -309,7 +379,7 @@ def test_a_stale_hold_in_redis_does_not_block_the_replay_of_a_finished_request(
     """A claim that reached a slow Redis after its request had finished through the
     database leaves an in-progress record nobody will release: the database answers."""
     guard = redis_world.guard()
-    guard.run(redis_world.request("req-1"), Calls(status=201))
+    guard.run(redis_world.request("req-1"), Calls())
     assert redis_world.redis is not None
     stale = dict(redis_world.redis_record() or {}, state="in_progress", requestId="req-late")
     stale.pop("status"), stale.pop("body")
@@ -322,7 +392,7 @@ def test_a_stale_hold_in_redis_does_not_block_the_replay_of_a_finished_request(
     again = Calls()
     answer = guard.run(redis_world.request("req-2"), again)
 
-    assert answer == GuardedResponse(201, BODY, "replay")
+    assert answer == GuardedResponse(200, BODY, "replay")
     assert again.count == 0
     assert redis_world.time.sleeps == []  # answered at once, not after the wait
     record = redis_world.redis_record()
@@ -446,13 +516,13 @@ def test_a_concurrent_request_replays_the_answer_when_the_first_finishes_in_time
     world: World,
 ) -> None:
     guard = world.guard(wait_seconds=2.0)
-    first = OtherWorker(guard, world.request("req-1"), Calls(status=201))
+    first = OtherWorker(guard, world.request("req-1"), Calls())
     world.time.on_sleep = first.finish
 
     second = Calls()
     answer = guard.run(world.request("req-2"), second)
 
-    assert answer == GuardedResponse(201, BODY, "replay")
+    assert answer == GuardedResponse(200, BODY, "replay")
     assert second.count == 0
     assert len(world.time.sleeps) == 1
 

@@ -13,8 +13,8 @@ changes, and the faults a deployment meets, all within the wallet contract (§6)
   the answer is lost;
 - the worker dies inside the wallet call (applied or not), either raising through the guard
   (which suspends its record) or killed outright (nothing after the call runs: the record
-  stays in progress under its lease), or dies after the business commit but before the
-  guard stores the answer;
+  stays in progress under its lease), or dies after the settle (which stored the answer)
+  but before sending it;
 - another request, or a reconciler pass, runs while a wallet call is in flight;
 - Redis is flushed, down, or goes down mid-request;
 - time passes the movement lease or every lease; a reconciler pass runs.
@@ -67,7 +67,7 @@ from lootbox.domain.errors import LootboxError
 from lootbox.domain.records import Operator, WalletSettings
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 from lootbox.idempotency.fingerprint import fingerprint
-from lootbox.idempotency.guard import IdempotencyGuard, Request
+from lootbox.idempotency.guard import IdempotencyGuard
 from lootbox.idempotency.redis_store import RedisIdempotencyStore
 from lootbox.persistence.models import (
     InventoryItemRow,
@@ -76,7 +76,9 @@ from lootbox.persistence.models import (
     RoundRow,
 )
 from lootbox.ports import (
+    Answer,
     IdempotencyRecord,
+    KeyedRequest,
     StoreUnavailable,
     UnitOfWork,
     WalletMoneyCall,
@@ -86,15 +88,8 @@ from lootbox.ports import (
 )
 from lootbox.services.cancel import CancelRound, cancel_round, default_cancel_key
 from lootbox.services.cashout import CashOut, cash_out, default_cashout_key
-from lootbox.services.purchase import (
-    OpenRound,
-    Purchase,
-    ReelPick,
-    default_open_key,
-    open_round,
-    purchase,
-    purchase_key,
-)
+from lootbox.services.opening import OpenRound, default_open_key, open_round
+from lootbox.services.purchase import Purchase, ReelPick, purchase, purchase_key
 from lootbox.services.reconcile import reconcile_once
 from tests.conftest import TABLES
 from tests.fakes import CREDIT, DEBIT, FakeWallet, ServiceHarness, box_doc, prize_doc
@@ -312,7 +307,7 @@ class Call:
     endpoint: str
     key: str
     request: dict[str, Any]
-    run: Callable[[], Any]
+    run: Callable[[KeyedRequest, Callable[[Any], str]], Answer]
 
 
 @dataclass(frozen=True)
@@ -419,7 +414,7 @@ class MoneyMachine(RuleBasedStateMachine):
         """Send one request through the guard as the S2S view would, and check the answer."""
         self.calls.append(call)
         self.keys.append(call.key)
-        request = Request(
+        request = KeyedRequest(
             operator_id=self.seeded.operator_id,
             key=call.key,
             endpoint=call.endpoint,
@@ -427,15 +422,20 @@ class MoneyMachine(RuleBasedStateMachine):
             request_id=f"req-{next(self.serial)}",
         )
 
-        def execute() -> tuple[int, bytes]:
+        def execute() -> Answer:
+            answer = call.run(request, lambda result: encode(result).decode())
             with self._witness():
-                # Invariant 4: a completed 2xx is final for its key (within the retention).
-                assert call.key not in self.answers, f"{call.key} executed again after its 2xx"
-            body = encode(call.run())
-            if self.die_before_answer:  # the business commit happened; the answer is lost
+                # Invariant 4: a completed 2xx is final for its key (within the retention):
+                # the database replays it when Redis no longer has it.
+                if call.key in self.answers:
+                    assert answer.replayed, f"{call.key} executed again after its 2xx"
+            if self.die_before_answer:
+                # The answer was stored with the settle; the worker dies before sending it.
                 self.die_before_answer = False
+                self.answers.setdefault(call.key, answer.body.encode())
                 self.dead = True
-            return 200, body
+                raise WorkerDied("killed before answering")
+            return answer
 
         try:
             answer = self.guard.run(request, execute)
@@ -452,7 +452,7 @@ class MoneyMachine(RuleBasedStateMachine):
             assert answer.status == 200
             first = self.answers.get(call.key)
             if first is None:
-                assert answer.outcome == "fresh", f"{call.key} replayed an undelivered answer"
+                assert answer.outcome == "fresh", f"{call.key} replayed an unstored answer"
                 self.answers[call.key] = answer.body
             else:
                 # Invariant 4: every later answer for the key is the first one, replayed.
@@ -531,7 +531,7 @@ class MoneyMachine(RuleBasedStateMachine):
                 "currency": currency or OPERATOR_CURRENCY,
                 "reels": [list(reel) for reel in reels],
             },
-            lambda: purchase(self.harness.ctx, command),
+            lambda request, render: purchase(self.harness.ctx, command, request, render),
         )
 
     def _cashout(self, item: Owned, player: str, currency: str | None, key: str) -> Call:
@@ -546,7 +546,7 @@ class MoneyMachine(RuleBasedStateMachine):
                 "inventoryItemId": item.ref,
                 "currency": currency or OPERATOR_CURRENCY,
             },
-            lambda: cash_out(self.harness.ctx, command),
+            lambda request, render: cash_out(self.harness.ctx, command, request, render),
         )
 
     def _cancel(self, round_: Owned, player: str, key: str) -> Call:
@@ -557,7 +557,7 @@ class MoneyMachine(RuleBasedStateMachine):
             "cancel",
             key,
             {"playerExternalId": player, "roundPublicId": round_.ref},
-            lambda: cancel_round(self.harness.ctx, command),
+            lambda request, render: cancel_round(self.harness.ctx, command, request, render),
         )
 
     def _open(self, round_: Owned, player: str, key: str) -> Call:
@@ -568,7 +568,7 @@ class MoneyMachine(RuleBasedStateMachine):
             "open",
             key,
             {"playerExternalId": player, "roundPublicId": round_.ref},
-            lambda: open_round(self.harness.ctx, command),
+            lambda request, render: open_round(self.harness.ctx, command, request, render),
         )
 
     # --- rules: the start ---------------------------------------------------------------------
@@ -683,8 +683,8 @@ class MoneyMachine(RuleBasedStateMachine):
 
         The others:
 
-        - ``killed before answer``: the next successful request dies after its business
-          commit, before the guard stores the answer;
+        - ``killed before answer``: the next successful request dies after the settle
+          that stored its answer, before sending it (and before Redis hears of it);
         - ``redis flushed``; ``redis down or back``; ``redis down during next wallet
           call`` (the guard cannot complete or release its Redis record: it stays in
           progress until its lease runs out).

@@ -9,6 +9,7 @@ import pytest
 from lootbox.domain.errors import (
     BoxNotPlayable,
     CurrencyNotSupported,
+    IdempotencyKeyInUse,
     IdempotencyKeyReused,
     OperationInProgress,
     RoundNotFound,
@@ -20,17 +21,10 @@ from lootbox.domain.errors import (
 from lootbox.domain.records import Operator
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 from lootbox.ports import WalletMoneyCall
-from lootbox.services.purchase import (
-    OpenRound,
-    Purchase,
-    ReelPick,
-    RoundOutcome,
-    default_open_key,
-    open_round,
-    purchase,
-    purchase_key,
-)
-from tests.fakes import ServiceHarness, box_doc, prize_doc
+from lootbox.services.opening import OpenRound, default_open_key
+from lootbox.services.purchase import Purchase, ReelPick, purchase_key
+from lootbox.services.rounds import RoundOutcome
+from tests.fakes import ServiceHarness, box_doc, open_round, prize_doc, purchase
 
 PLAYER = "u_8431"
 START = 100_000
@@ -344,7 +338,7 @@ def test_a_pending_debit_refused_on_retry_voids_the_round(shop: Shop) -> None:
 
 def test_the_same_action_while_its_debit_is_in_flight_is_told_to_retry(shop: Shop) -> None:
     def concurrent_retry(_call: WalletMoneyCall) -> None:
-        with pytest.raises(OperationInProgress):
+        with pytest.raises(IdempotencyKeyInUse):
             shop.buy("gold")
 
     shop.harness.wallet.during_next_send(concurrent_retry)

@@ -13,12 +13,12 @@ from lootbox.domain.errors import CashbackNotAvailable, WalletRefused, WalletUna
 from lootbox.domain.records import MovementPhase, Operator
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 from lootbox.ports import WalletMoneyCall, WalletOutcome, WalletRefusal
-from lootbox.services import cashout as cashout_service
-from lootbox.services.cancel import CancelRound, cancel_round, default_cancel_key
-from lootbox.services.cashout import CashOut, CashoutResult, cash_out, default_cashout_key
-from lootbox.services.movements import lease_seconds
+from lootbox.services.cancel import CancelRound, default_cancel_key
+from lootbox.services.cashout import CashOut, CashoutResult, default_cashout_key
+from lootbox.services.ledger import lease_seconds
 from lootbox.services.reconcile import ReconcileSummary, reconcile_once
-from tests.fakes import ServiceHarness, box_doc
+from tests import fakes
+from tests.fakes import ServiceHarness, box_doc, cancel_round, cash_out
 
 PLAYER = "u_8431"
 PRICE = 500
@@ -171,16 +171,17 @@ def test_a_movement_in_flight_is_left_to_its_caller_until_the_lease_expires(
 ) -> None:
     item = world.won_item()
     # A worker recorded and leased the credit, then died before its wallet call finished.
-    leased = cashout_service._prepare(
-        world.harness.ctx,
-        CashOut(world.operator, PLAYER, item, None, default_cashout_key(item)),
-    )
-    assert not isinstance(leased, CashoutResult)
-    # As leased: the row says its wallet call is under way, so nobody else sends it.
-    assert leased.movement.phase(world.harness.clock.now()) is MovementPhase.IN_FLIGHT
+    world.harness.wallet.die_before_next_send()
+    with pytest.raises(fakes.WorkerDied):
+        cash_out(
+            world.harness.ctx,
+            CashOut(world.operator, PLAYER, item, None, default_cashout_key(item)),
+        )
     with world.harness.uow() as uow:
-        stored = uow.ledger.get(leased.movement.id)
-    assert stored == leased.movement
+        leased = uow.ledger.get(world.harness.movements()[-1].id)
+    # As leased: the row says its wallet call is under way, so nobody else sends it.
+    assert leased is not None
+    assert leased.phase(world.harness.clock.now()) is MovementPhase.IN_FLIGHT
 
     assert world.reconcile().examined == 0
     assert world.harness.wallet.sent_credits == []
@@ -454,11 +455,9 @@ def test_an_operator_with_slower_wallet_timeouts_gets_the_same_settle_headroom(
     assert lease_seconds(world.harness.ctx, slow) == 10 + 20 + (LEASE - 2 - 5)
     item = world.won_item()
     # A worker that died mid-call: the reconciler must wait out the operator's longer lease.
-    leased = cashout_service._prepare(
-        world.harness.ctx,
-        CashOut(slow, PLAYER, item, None, default_cashout_key(item)),
-    )
-    assert not isinstance(leased, CashoutResult)
+    world.harness.wallet.die_before_next_send()
+    with pytest.raises(fakes.WorkerDied):
+        cash_out(world.harness.ctx, CashOut(slow, PLAYER, item, None, default_cashout_key(item)))
     world.harness.clock.advance(LEASE + 1)
     assert world.reconcile().examined == 0
     world.harness.clock.advance(30 + 8 - LEASE)
