@@ -13,14 +13,22 @@ has already recorded the movement in the ledger as *pending* with its wallet key
 amount (section 7). Re-driving is the caller's job (the next attempt on the same item or
 round, or the reconciler), and it always re-sends the **same key and amount**, so the
 wallet's idempotency makes the repeat harmless. A retry loop in here would only hold a web
-worker for several timeouts while the ledger cannot see it, so the transport adapter is
-built with ``max_retries=0`` and this module returns at the first failure.
+worker for several timeouts while the ledger cannot see it, so the transport never
+retries (``max_retries=0``) and this module returns at the first failure.
 
 Why redirects are not followed: the signature covers the wallet URL's path, so a
 redirected request would arrive with a signature that no longer matches its path; and
 ``requests`` turns a 302/303 POST into a body-less GET. Either way the money call would be
 silently mangled. A 3xx means the operator's wallet URL is misconfigured, which an on-call
 engineer should see as "HTTP 302", not have papered over.
+
+Connections and the environment: each wallet host (scheme, host, port) gets one pool of
+kept-alive connections, shared by the operators on it, for the life of the client. The
+process environment is read once, when the client is built: a CA bundle
+(``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) and whether a proxy variable is set; changing
+them takes a restart. Cookies are never kept. Without a proxy, calls go straight onto
+urllib3's pools. Proxies are rare for a server-to-server wallet; behind one, calls go
+through ``requests.Session.post``, which applies its proxy and ``NO_PROXY`` rules per call.
 
 Every call is logged (one ``wallet call …`` line) and counted by type and outcome
 (``lootbox_wallet_calls_total``, ``lootbox_wallet_call_duration_seconds``; docs/runbook.md).
@@ -36,16 +44,20 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from lootbox.domain.records import WalletSettings, is_valid_timeout
 from lootbox.observability.metrics import record_wallet_call
@@ -173,29 +185,169 @@ def build_session(pool_maxsize: int = 32) -> requests.Session:
     """A session whose connections are kept alive and reused, and which never retries.
 
     ``pool_maxsize`` is the number of connections kept per wallet host (about the number of
-    threads calling one wallet at once); as many wallet hosts are kept warm.
+    threads calling one wallet at once).
     """
     session = requests.Session()
     # No cookie jar: one session serves every operator, and a cookie set by one wallet
     # must never ride along on a call for another (they may share a host).
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     # max_retries=0: a retry of a money call is a decision for the ledger, with the same
-    # key, not something a transport adapter may do behind its back.
-    adapter = HTTPAdapter(pool_connections=pool_maxsize, pool_maxsize=pool_maxsize, max_retries=0)
+    # key, not something a transport adapter may do behind its back. A pool per wallet
+    # host, for many more hosts than operators usually have, so none is dropped and
+    # reconnected because others were used in between.
+    adapter = HTTPAdapter(
+        pool_connections=max(pool_maxsize, _WALLET_HOSTS),
+        pool_maxsize=pool_maxsize,
+        max_retries=0,
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    # With trust_env, requests looks up the proxy variables (and no_proxy), the CA bundle
-    # variables and ~/.netrc again on every call: about a third of a wallet call's CPU
-    # (docs/benchmarks.md). The environment does not change while the process runs, so it
-    # is read once here. A CA bundle it names is set on the session (as requests would
-    # use it); trust_env stays on only when a proxy is configured, whose no_proxy rules
-    # requests applies per URL. ~/.netrc is not read: wallet calls are signed, never sent
-    # with a password from a file.
+    # The environment does not change while the process runs, so it is read once here: a
+    # CA bundle it names is set on the session (as requests would use it), and trust_env
+    # (requests reading the environment again at each call) stays on only when a proxy
+    # is configured, for requests to apply its proxy and no_proxy rules per URL.
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if bundle:
         session.verify = bundle
     session.trust_env = bool(urllib.request.getproxies_environment())
     return session
+
+
+# How many wallet hosts keep a connection pool (least recently used beyond that).
+_WALLET_HOSTS = 256
+# How many distinct wallet URLs keep their resolved route (see ``_WalletPools``).
+_MAX_ROUTES = 1024
+_CHUNK_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where a wallet URL's calls go, worked out once per URL."""
+
+    manager: urllib3.PoolManager
+    scheme: str
+    host: str
+    port: int | None
+    target: str  # the request line's target: path and query
+
+
+class _PooledResponse:
+    """What ``HttpWallet`` reads of a ``requests.Response``, over urllib3's response."""
+
+    __slots__ = ("_raw", "status_code")
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse) -> None:
+        self._raw = raw
+        self.status_code = raw.status
+
+    def iter_content(self, chunk_size: int) -> Iterator[bytes]:
+        return self._raw.stream(chunk_size, decode_content=True)
+
+    def __enter__(self) -> _PooledResponse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # A body read to its end has already handed the connection back for reuse. One
+        # that was not (too large, or broken) leaves the connection unusable: close it.
+        if not self._raw.closed:
+            self._raw.close()
+        self._raw.release_conn()
+
+
+class _WalletPools:
+    """Sends a wallet POST straight on the pools of a session without a proxy:
+    ``Session.post`` for the arguments ``HttpWallet`` passes, without the rest of
+    ``Session.request``.
+
+    ``Session.request`` redoes for every call what does not change between calls: it
+    prepares and re-validates the URL, merges settings, builds cookie jars and works out
+    the pool key. Here a wallet URL's checks and request target are worked out on its
+    first call, and the TLS settings once for all. Errors are urllib3's own, raised at the
+    first failure.
+    """
+
+    def __init__(self, session: requests.Session) -> None:
+        self._session = session
+        self._tls = _tls_pool_kwargs(session.verify)
+        self._routes: dict[str, _Route] = {}
+        self._lock = threading.Lock()
+
+    def post(
+        self,
+        url: str,
+        *,
+        data: bytes,
+        headers: dict[str, str],
+        timeout: tuple[float, float],
+        allow_redirects: bool,
+        stream: bool,
+    ) -> _PooledResponse:
+        if allow_redirects or not stream:
+            raise ValueError("wallet calls are streamed and never follow redirects")
+        route = self._routes.get(url) or self._add_route(url)
+        pool = route.manager.connection_from_host(
+            route.host, route.port, route.scheme, pool_kwargs=self._tls
+        )
+        raw = pool.urlopen(
+            "POST",
+            route.target,
+            body=data,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            preload_content=False,
+            decode_content=False,
+        )
+        return _PooledResponse(raw)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _add_route(self, url: str) -> _Route:
+        with self._lock:
+            route = self._routes.get(url)
+            if route is None:
+                route = self._resolve(url)
+                if len(self._routes) >= _MAX_ROUTES:
+                    self._routes.clear()
+                self._routes[url] = route
+            return route
+
+    def _resolve(self, url: str) -> _Route:
+        # The same checks and normalisation as Session.request, with its exceptions.
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)
+        full_url = str(prepared.url)
+        adapter = self._session.get_adapter(full_url)
+        if not isinstance(adapter, HTTPAdapter):
+            raise requests.exceptions.InvalidSchema(f"no HTTP adapter for {full_url!r}")
+        parts = urlsplit(full_url)
+        if parts.hostname is None:
+            raise requests.exceptions.InvalidURL(f"no host in {full_url!r}")
+        scheme = parts.scheme.lower()
+        if scheme == "https":
+            _check_ca_location(self._tls)
+        return _Route(adapter.poolmanager, scheme, parts.hostname, parts.port, prepared.path_url)
+
+
+def _tls_pool_kwargs(verify: bool | str | None) -> dict[str, Any]:
+    """What requests gives each https pool for ``verify``, worked out once."""
+    if verify is False:
+        return {"cert_reqs": "CERT_NONE"}
+    location = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
+    kind = "ca_cert_dir" if os.path.isdir(location) else "ca_certs"
+    return {"cert_reqs": "CERT_REQUIRED", kind: location}
+
+
+def _check_ca_location(tls: Mapping[str, Any]) -> None:
+    location = tls.get("ca_certs") or tls.get("ca_cert_dir")
+    if location and not os.path.exists(location):
+        # requests' own words for it.
+        raise OSError(
+            f"Could not find a suitable TLS CA certificate bundle, invalid path: {location}"
+        )
 
 
 class _ResponseTooLarge(Exception):
@@ -229,7 +381,14 @@ class HttpWallet:
         if pool_maxsize < 1:
             raise ValueError(f"pool_maxsize must be at least 1, got {pool_maxsize!r}")
         self._owns_session = session is None
-        self._session = session if session is not None else build_session(pool_maxsize)
+        # A session of our own is sent on directly (``_WalletPools``) unless the environment
+        # configures a proxy (trust_env on): then, like a caller's, through ``Session.post``.
+        self._session: requests.Session | _WalletPools
+        if session is None:
+            session = build_session(pool_maxsize)
+            self._session = session if session.trust_env else _WalletPools(session)
+        else:
+            self._session = session
         self._connect_timeout = float(connect_timeout_seconds)
         self._read_timeout = float(read_timeout_seconds)
         self._clock = clock
@@ -398,10 +557,10 @@ def _is_replay_refusal(outcome: WalletOutcome) -> bool:
     return isinstance(outcome, WalletRefusal) and outcome.code == SIGNATURE_REPLAYED
 
 
-def _read_capped(response: requests.Response, limit: int) -> bytes:
+def _read_capped(response: requests.Response | _PooledResponse, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=16 * 1024):
+    for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
         size += len(chunk)
         if size > limit:
             raise _ResponseTooLarge
@@ -411,8 +570,13 @@ def _read_capped(response: requests.Response, limit: int) -> bytes:
 
 def _describe_failure(exc: BaseException, timeouts: tuple[float, float]) -> str:
     """A short reason an on-call engineer can act on, without URLs or object reprs."""
+    # requests' exceptions (``Session.post``) and urllib3's (``_WalletPools``) alike.
     connect_timeout, read_timeout = timeouts
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, requests.ConnectTimeout) or (
+        # urllib3 makes a refused connection a kind of connect timeout; it is not one.
+        isinstance(exc, urllib3.exceptions.ConnectTimeoutError)
+        and not isinstance(exc, urllib3.exceptions.NewConnectionError)
+    ):
         return f"connect timeout after {connect_timeout}s"
     if isinstance(exc, requests.ReadTimeout) or _caused_by(
         exc, (urllib3.exceptions.ReadTimeoutError, TimeoutError)
@@ -420,7 +584,7 @@ def _describe_failure(exc: BaseException, timeouts: tuple[float, float]) -> str:
         # A timeout while streaming the body surfaces as a ConnectionError wrapping
         # urllib3's ReadTimeoutError; it is the same read timeout.
         return f"read timeout after {read_timeout}s"
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError | urllib3.exceptions.SSLError):
         return f"TLS error: {_root_cause_text(exc)}"
     if isinstance(
         exc,
@@ -430,11 +594,13 @@ def _describe_failure(exc: BaseException, timeouts: tuple[float, float]) -> str:
         | requests.exceptions.URLRequired,
     ):
         return f"invalid wallet URL ({type(exc).__name__})"
+    if isinstance(exc, urllib3.exceptions.LocationValueError):
+        return "invalid wallet URL (InvalidURL)"
     if isinstance(
         exc,
         requests.ConnectionError
         | requests.exceptions.ChunkedEncodingError
-        | urllib3.exceptions.ProtocolError
+        | urllib3.exceptions.HTTPError  # the rest of urllib3's, as requests would wrap them
         | http.client.HTTPException
         | OSError,
     ):

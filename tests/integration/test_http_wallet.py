@@ -5,7 +5,11 @@ the answers (status, body, delay, or a dropped connection) and reads back every 
 exactly as it arrived (headers, raw body, raw request target, client port).
 
 Werkzeug's development server closes the connection after every response, so the
-keep-alive test uses a small ``http.server`` HTTP/1.1 server instead, which keeps it open.
+connection tests use a small ``http.server`` HTTP/1.1 server instead, which keeps it open
+(over TLS too), and which also serves as a forward proxy. They show that a call without
+a proxy reuses its wallet host's connection, builds nothing of its own and never looks at
+the environment again after the client is built, and that a proxy configured at start-up
+is used, with ``NO_PROXY`` honoured.
 
 The last section runs the client against the real reference wallet (``serve_wallet``) and
 its injected faults, which fail the way a real wallet does (a TCP reset, an applied key
@@ -15,19 +19,25 @@ answered ``DUPLICATE_TRANSACTION``) rather than the way a script says.
 from __future__ import annotations
 
 import dataclasses
+import http.cookiejar
 import json
 import logging
+import os
 import socket
+import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 from werkzeug.serving import make_server
 
 from lootbox.domain.records import WalletSettings
@@ -36,6 +46,8 @@ from lootbox.refwallet import serve_wallet
 from lootbox.refwallet.server import RunningWallet as RunningRefWallet
 from lootbox.signing import signature_matches
 from lootbox.wallet import HttpWallet
+from lootbox.wallet.http import MAX_RESPONSE_BYTES
+from tests.redis_server import TlsFiles, make_self_signed_certificate
 
 SECRET = "whsec_operator-outbound-secret-7f3a"
 NOW = 1_700_000_000
@@ -412,6 +424,29 @@ def test_connection_refused_is_unknown(wallet: HttpWallet) -> None:
     assert time.monotonic() - started < 2.0
 
 
+def test_a_wallet_that_accepts_no_connection_is_a_connect_timeout(wallet: HttpWallet) -> None:
+    # A listener that never accepts, its one-place queue taken: the kernel drops the
+    # client's SYN, as a host that does not answer would.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        queued = [socket.create_connection(("127.0.0.1", port), timeout=1.0)]
+        settings = WalletSettings(
+            url=f"http://127.0.0.1:{port}/wallet", secret=SECRET, connect_timeout_seconds=0.3
+        )
+        try:
+            started = time.monotonic()
+            outcome = wallet.send(settings, CREDIT)
+            elapsed = time.monotonic() - started
+        finally:
+            for connection in queued:
+                connection.close()
+
+    assert outcome == WalletOutcomeUnknown("connect timeout after 0.3s")
+    assert elapsed < 2.0
+
+
 def test_a_connection_dropped_without_an_answer_is_unknown_and_not_retried(
     wallet: HttpWallet, wallet_server: RunningWallet
 ) -> None:
@@ -453,16 +488,49 @@ def test_the_next_call_after_a_drop_succeeds(
 # --- connections ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Seen:
+    client_port: int
+    target: str  # the request line's target: "/wallet", or an absolute URL when proxied
+
+
+class KeepAliveServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, tls: TlsFiles | None) -> None:
+        super().__init__(("127.0.0.1", 0), KeepAliveWallet)
+        self.seen: list[Seen] = []
+        self.bodies: deque[bytes] = deque()  # scripted answers, then ACCEPTED
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(tls.cert, tls.key)
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://127.0.0.1:{self.server_address[1]}"
+
+    def settings(self, path: str = "/wallet") -> WalletSettings:
+        return WalletSettings(url=self.base_url + path, secret=SECRET)
+
+    @property
+    def client_ports(self) -> list[int]:
+        return [seen.client_port for seen in self.seen]
+
+
 class KeepAliveWallet(BaseHTTPRequestHandler):
-    """An HTTP/1.1 wallet that keeps connections open, recording each request's client port."""
+    """An HTTP/1.1 wallet (or forward proxy) that keeps connections open and records each
+    request's client port and target."""
 
     protocol_version = "HTTP/1.1"
-    client_ports: list[int]  # set on the per-test subclass
+    server: KeepAliveServer
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.client_ports.append(self.client_address[1])
-        body = json.dumps(ACCEPTED).encode()
+        self.server.seen.append(Seen(self.client_address[1], self.path))
+        bodies = self.server.bodies
+        body = bodies.popleft() if bodies else json.dumps(ACCEPTED).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -474,35 +542,91 @@ class KeepAliveWallet(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def keep_alive_server() -> Iterator[tuple[str, list[int]]]:
-    ports: list[int] = []
-    handler = type("Handler", (KeepAliveWallet,), {"client_ports": ports})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
+def keep_alive() -> Iterator[Callable[..., KeepAliveServer]]:
+    """Starts keep-alive wallets (``tls=`` for https); each is stopped after the test."""
+    servers: list[tuple[KeepAliveServer, threading.Thread]] = []
+
+    def start(tls: TlsFiles | None = None) -> KeepAliveServer:
+        server = KeepAliveServer(tls)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        thread.start()
+        servers.append((server, thread))
+        return server
+
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/wallet", ports
+        yield start
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        for server, thread in servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
+@pytest.fixture
+def keep_alive_server(keep_alive: Callable[..., KeepAliveServer]) -> KeepAliveServer:
+    return keep_alive()
 
 
 def test_sequential_calls_reuse_one_kept_alive_connection(
-    wallet: HttpWallet, keep_alive_server: tuple[str, list[int]]
+    wallet: HttpWallet, keep_alive_server: KeepAliveServer
 ) -> None:
-    url, client_ports = keep_alive_server
-    settings = WalletSettings(url=url, secret=SECRET)
+    settings = keep_alive_server.settings()
 
     outcomes = [wallet.send(settings, CREDIT), wallet.send(settings, DEBIT)]
     assert wallet.balance(settings, "u_8431", "EUR") == 11820
 
     assert all(isinstance(outcome, WalletAccepted) for outcome in outcomes)
-    assert len(client_ports) == 3
-    assert len(set(client_ports)) == 1, f"expected one connection, saw ports {client_ports}"
+    ports = keep_alive_server.client_ports
+    assert len(ports) == 3
+    assert len(set(ports)) == 1, f"expected one connection, saw ports {ports}"
+
+
+def test_calls_alternating_between_two_wallets_keep_one_connection_to_each(
+    wallet: HttpWallet, keep_alive: Callable[..., KeepAliveServer]
+) -> None:
+    first, second = keep_alive(), keep_alive()
+
+    for _ in range(3):
+        assert isinstance(wallet.send(first.settings(), CREDIT), WalletAccepted)
+        assert isinstance(wallet.send(second.settings(), CREDIT), WalletAccepted)
+
+    assert len(first.client_ports) == len(second.client_ports) == 3
+    assert len(set(first.client_ports)) == 1, first.client_ports
+    assert len(set(second.client_ports)) == 1, second.client_ports
+
+
+def test_operators_on_one_wallet_host_share_its_connection(
+    wallet: HttpWallet, keep_alive_server: KeepAliveServer
+) -> None:
+    # One pool per wallet host, not per wallet URL.
+    for path in ("/operators/acme/wallet", "/operators/zeta/wallet?region=eu", "/wallet"):
+        assert isinstance(wallet.send(keep_alive_server.settings(path), CREDIT), WalletAccepted)
+
+    assert [seen.target for seen in keep_alive_server.seen] == [
+        "/operators/acme/wallet",
+        "/operators/zeta/wallet?region=eu",
+        "/wallet",
+    ]
+    assert len(set(keep_alive_server.client_ports)) == 1, keep_alive_server.client_ports
+
+
+def test_an_answer_too_large_to_read_closes_its_connection_and_the_next_call_reconnects(
+    wallet: HttpWallet, keep_alive_server: KeepAliveServer
+) -> None:
+    # The unread rest of the body must never be taken for the next call's answer.
+    keep_alive_server.bodies.append(b" " * (4 * MAX_RESPONSE_BYTES))
+    settings = keep_alive_server.settings()
+
+    too_large = wallet.send(settings, CREDIT)
+    after = [wallet.send(settings, CREDIT), wallet.send(settings, CREDIT)]
+
+    assert isinstance(too_large, WalletOutcomeUnknown)
+    assert "larger than" in too_large.reason
+    assert after == [WalletAccepted(balance_after_minor=11820, provider_txn_ref="ptx-88")] * 2
+    first, second, third = keep_alive_server.client_ports
+    assert first != second == third
 
 
 def test_a_wallet_that_closes_connections_gets_a_fresh_one_each_call(
@@ -532,6 +656,192 @@ def test_cookies_set_by_a_wallet_are_never_sent_back(
         None,
         None,
     ]
+
+
+# --- what a call does not do again -----------------------------------------------------------
+
+
+class CountedConstructions:
+    """Counts the objects of some classes built while it is attached."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, classes: Iterable[type]) -> None:
+        self.counts: dict[str, int] = {}
+        for cls in classes:
+            self.counts[cls.__name__] = 0
+            init = vars(cls)["__init__"]  # each of them defines its own
+            monkeypatch.setattr(cls, "__init__", self._counting(cls.__name__, init))
+
+    def _counting(self, name: str, init: Callable[..., None]) -> Callable[..., None]:
+        def counted_init(instance: object, *args: Any, **kwargs: Any) -> None:
+            self.counts[name] += 1
+            init(instance, *args, **kwargs)
+
+        return counted_init
+
+
+def test_a_call_builds_no_session_adapter_pool_connection_or_cookie_jar(
+    wallet: HttpWallet, keep_alive_server: KeepAliveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = keep_alive_server.settings()
+    assert isinstance(wallet.send(settings, CREDIT), WalletAccepted)  # the wallet's pool
+    built = CountedConstructions(
+        monkeypatch,
+        [
+            requests.Session,
+            requests.adapters.HTTPAdapter,
+            requests.PreparedRequest,
+            requests.Response,
+            http.cookiejar.CookieJar,
+            urllib3.PoolManager,
+            urllib3.HTTPConnectionPool,
+            urllib3.connection.HTTPConnection,
+        ],
+    )
+
+    outcomes = [wallet.send(settings, CREDIT) for _ in range(5)]
+
+    assert all(isinstance(outcome, WalletAccepted) for outcome in outcomes)
+    assert built.counts == dict.fromkeys(built.counts, 0)
+
+
+ENVIRONMENT_VARIABLES = (
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+    "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+)  # fmt: skip
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ENVIRONMENT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+class WatchedEnviron(MutableMapping[str, str]):
+    """Stands in for ``os.environ`` and counts every look at it."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+        self.reads = 0
+
+    def __getitem__(self, key: str) -> str:
+        self.reads += 1
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self.reads += 1
+        return iter(list(self._values))
+
+    def __len__(self) -> int:
+        self.reads += 1
+        return len(self._values)
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._values[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._values[key]
+
+    def copy(self) -> dict[str, str]:
+        self.reads += 1
+        return dict(self._values)
+
+
+def test_without_a_proxy_at_start_calls_never_look_at_the_environment_again(
+    keep_alive_server: KeepAliveServer, clean_environment: pytest.MonkeyPatch
+) -> None:
+    client = HttpWallet(connect_timeout_seconds=1.0, read_timeout_seconds=3.0)
+    clean_environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")  # too late
+    environ = WatchedEnviron(os.environ)
+    clean_environment.setattr(os, "environ", environ)
+    try:
+        outcomes = [client.send(keep_alive_server.settings(), CREDIT) for _ in range(3)]
+    finally:
+        client.close()
+
+    assert all(isinstance(outcome, WalletAccepted) for outcome in outcomes), outcomes
+    assert [seen.target for seen in keep_alive_server.seen] == ["/wallet"] * 3
+    assert environ.reads == 0
+
+
+def test_a_proxy_configured_at_start_carries_the_calls(
+    keep_alive_server: KeepAliveServer, clean_environment: pytest.MonkeyPatch
+) -> None:
+    # The keep-alive wallet answers any POST, so it can stand in for a forward proxy: a
+    # call for a host that does not resolve succeeds only through it.
+    clean_environment.setenv("HTTP_PROXY", keep_alive_server.base_url)
+    client = HttpWallet(connect_timeout_seconds=1.0, read_timeout_seconds=3.0)
+    settings = WalletSettings(url="http://wallet.example.test/rpc?tenant=acme", secret=SECRET)
+    try:
+        outcomes = [client.send(settings, CREDIT) for _ in range(3)]
+    finally:
+        client.close()
+
+    assert all(isinstance(outcome, WalletAccepted) for outcome in outcomes), outcomes
+    assert [seen.target for seen in keep_alive_server.seen] == [
+        "http://wallet.example.test/rpc?tenant=acme"
+    ] * 3
+    assert len(set(keep_alive_server.client_ports)) == 1
+
+
+def test_behind_a_proxy_a_wallet_named_in_no_proxy_is_called_directly(
+    keep_alive_server: KeepAliveServer, clean_environment: pytest.MonkeyPatch
+) -> None:
+    clean_environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    clean_environment.setenv("NO_PROXY", "localhost,127.0.0.0/8")
+    client = HttpWallet(connect_timeout_seconds=1.0, read_timeout_seconds=3.0)
+    try:
+        direct = client.send(keep_alive_server.settings(), CREDIT)
+        proxied = client.send(WalletSettings("http://wallet.example.test/rpc", SECRET), CREDIT)
+    finally:
+        client.close()
+
+    assert isinstance(direct, WalletAccepted)
+    assert proxied == WalletOutcomeUnknown("connection error: Connection refused")  # the proxy
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_self_signed_certificate(tmp_path_factory.mktemp("wallet-tls"))
+
+
+def test_an_https_wallet_trusted_through_the_ca_bundle_variable_keeps_one_connection(
+    keep_alive: Callable[..., KeepAliveServer],
+    tls_files: TlsFiles,
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    server = keep_alive(tls=tls_files)
+    clean_environment.setenv("REQUESTS_CA_BUNDLE", str(tls_files.cert))
+    client = HttpWallet(connect_timeout_seconds=1.0, read_timeout_seconds=3.0)
+    clean_environment.delenv("REQUESTS_CA_BUNDLE")  # read at start: no effect now
+    try:
+        outcomes = [client.send(server.settings(), CREDIT) for _ in range(3)]
+    finally:
+        client.close()
+
+    assert all(isinstance(outcome, WalletAccepted) for outcome in outcomes), outcomes
+    assert len(server.client_ports) == 3
+    assert len(set(server.client_ports)) == 1
+
+
+def test_an_https_wallet_whose_certificate_is_not_trusted_is_a_tls_error(
+    keep_alive: Callable[..., KeepAliveServer],
+    tls_files: TlsFiles,
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    server = keep_alive(tls=tls_files)
+    client = HttpWallet(connect_timeout_seconds=1.0, read_timeout_seconds=3.0)
+    clean_environment.setenv("REQUESTS_CA_BUNDLE", str(tls_files.cert))  # too late
+    try:
+        outcome = client.send(server.settings(), CREDIT)
+    finally:
+        client.close()
+
+    assert isinstance(outcome, WalletOutcomeUnknown)
+    assert outcome.reason.startswith("TLS error: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in outcome.reason
+    assert server.seen == []
 
 
 # --- logging -------------------------------------------------------------------------------
