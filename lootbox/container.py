@@ -15,6 +15,7 @@ from lootbox.ports import UnitOfWork
 from lootbox.readiness import ReadinessProbe
 from lootbox.services.context import ServiceContext
 from lootbox.services.credentials import CredentialCache
+from lootbox.services.retention import ExpiredIdempotencyRecords
 
 if TYPE_CHECKING:  # the API layer reaches wired objects through this module
     from lootbox.api.auth import Authenticator
@@ -31,6 +32,7 @@ class Container:
     authenticator: Authenticator
     redis: Any
     readiness: ReadinessProbe
+    retention: ExpiredIdempotencyRecords
 
 
 def container() -> Container:

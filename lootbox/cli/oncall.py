@@ -1,7 +1,8 @@
-"""On-call tools: ``flask ops pending``, ``flask idem show|list|release``.
+"""On-call tools: ``flask ops pending``, ``flask idem show|list|release|purge``.
 
-``ops`` answers in JSON like every command; ``idem`` is read by a human at 3 a.m., so it
-prints aligned text, and JSON with ``--json``."""
+``ops`` answers in JSON like every command; ``idem show`` and ``idem list`` are read by a
+human at 3 a.m., so they print aligned text, and JSON with ``--json``; ``idem release`` and
+``idem purge`` answer in JSON."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
-from lootbox.cli.output import emit, json_errors
+from lootbox.cli.output import ProgressLine, emit, json_errors
 from lootbox.container import container
 from lootbox.domain.errors import IdempotencyRecordNotFound
 from lootbox.ports import DurableKey, IdempotencyRecord
@@ -26,6 +27,11 @@ from lootbox.services.idempotency_admin import (
 )
 from lootbox.services.operations import PendingOperation, pending_operations
 from lootbox.services.purchase import purchase_key
+from lootbox.services.retention import (
+    DEFAULT_BATCH_SIZE,
+    count_expired_idempotency_records,
+    purge_expired_idempotency_records,
+)
 
 ops_cli = AppGroup("ops", help="Money operations, for on-call.")
 idem_cli = AppGroup("idem", help="Idempotency keys, for on-call.")
@@ -234,6 +240,45 @@ def idem_release(slug: str, key: str, player: str | None) -> None:
             "endpoint": released.record.endpoint,
         }
     )
+
+
+@idem_cli.command("purge")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1, max=10_000),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Rows per DELETE, each its own transaction.",
+)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="Stop after this many (capped: true says more are left).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@json_errors
+def idem_purge(batch_size: int, max_rows: int, dry_run: bool) -> None:
+    """Delete, for every operator, the completed idempotency records whose retention
+    (IDEMPOTENCY_TTL_SECONDS) is over, as the worker does after each reconcile pass. Never
+    an in-progress key. Prints {"deleted", "batches", "capped", "seconds", "expiredBefore"};
+    progress on stderr."""
+    box = container()
+    now = box.services.clock.now()
+    if dry_run:
+        expired = count_expired_idempotency_records(box.retention, now)
+        emit({"expired": expired, "expiredBefore": now.isoformat()})
+        return
+    progress = ProgressLine()
+    summary = purge_expired_idempotency_records(
+        box.retention,
+        now,
+        batch_size=batch_size,
+        max_rows=max_rows,
+        progress=lambda deleted: progress.say(f"idem purge: {deleted} deleted"),
+    )
+    emit({**summary.to_json(), "expiredBefore": now.isoformat()})
 
 
 def _side_by_side(seen: KeyInspection) -> str:

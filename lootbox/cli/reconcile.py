@@ -1,10 +1,12 @@
-"""``flask reconcile [--loop]``: drive pending money movements to a definite answer."""
+"""``flask reconcile [--loop]``: drive pending money movements to a definite answer; the
+loop (the Procfile's ``worker:``) also purges expired idempotency records."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import click
@@ -18,8 +20,10 @@ from lootbox.services.reconcile import (
     reconcile_once,
     run_forever,
 )
+from lootbox.services.retention import purge_expired_idempotency_records
 
 log = logging.getLogger("lootbox.reconcile")
+retention_log = logging.getLogger("lootbox.retention")
 
 
 @click.command("reconcile")
@@ -40,12 +44,22 @@ log = logging.getLogger("lootbox.reconcile")
     show_default=True,
     help="Wallet calls in flight at once.",
 )
+@click.option(
+    "--purge/--no-purge",
+    default=True,
+    show_default=True,
+    help=(
+        "With --loop, after each pass also delete the completed idempotency records past "
+        "their retention (IDEMPOTENCY_TTL_SECONDS), as flask idem purge does."
+    ),
+)
 @with_appcontext
 @json_errors
-def reconcile_command(loop: bool, interval: float, concurrency: int) -> None:
+def reconcile_command(loop: bool, interval: float, concurrency: int, purge: bool) -> None:
     """Re-send every pending money movement whose lease has expired, with its own key
     and amount, and settle the wallet's answer. Prints a JSON summary per pass:
-    {"examined", "completed", "refused", "stillPending"}."""
+    {"examined", "completed", "refused", "stillPending"}. With --loop, also purges expired
+    idempotency records after each pass and logs what it deleted (logger lootbox.retention)."""
     ctx = container().services
     if not loop:
         progress = ProgressLine()
@@ -83,7 +97,40 @@ def reconcile_command(loop: bool, interval: float, concurrency: int) -> None:
         on_pass=on_pass,
         on_error=on_error,
         concurrency=concurrency,
+        after_pass=purge_expired(stop) if purge else None,
     )
+
+
+def purge_expired(stop: threading.Event) -> Callable[[], None]:
+    """The worker's purge, run after each reconcile pass: at most one capped run of short
+    batches, logged when it deleted something, with the total since the worker started. A
+    failure is logged and the next pass tries again."""
+    box = container()
+    total = 0
+
+    def purge() -> None:
+        nonlocal total
+        try:
+            summary = purge_expired_idempotency_records(
+                box.retention, box.services.clock.now(), stop=stop
+            )
+        except Exception as exc:
+            retention_log.error(
+                "retention: purge failed, trying again after the next pass: %r", exc
+            )
+            return
+        if summary.deleted:
+            total += summary.deleted
+            retention_log.info(
+                "retention: deleted %d expired idempotency records in %d batches (%.3f s)%s",
+                summary.deleted,
+                summary.batches,
+                summary.seconds,
+                "; more are due, the next pass goes on" if summary.capped else "",
+                extra={"purge": summary.to_json(), "purgedSinceStart": total},
+            )
+
+    return purge
 
 
 def _progress(summary: ReconcileSummary) -> str:

@@ -341,7 +341,13 @@ class IdempotencyRecordRow(Base):
     __table_args__ = (
         UniqueConstraint("operator_id", "idempotency_key"),
         CheckConstraint(_in("state", ("in_progress", "completed")), name="state"),
-        Index("ix_idempotency_records_expires_at", "expires_at"),
+        # The purge's way in (lootbox/persistence/retention.py): only completed records
+        # expire, so in-progress claims add nothing to it.
+        Index(
+            "ix_idempotency_records_expired",
+            "expires_at",
+            postgresql_where=text("state = 'completed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
