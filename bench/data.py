@@ -1,36 +1,92 @@
-"""Bulk rows for the benchmark, written the way the service itself would have left them.
+"""The rows a run needs, written the way the service itself would have left them.
 
-First-time requests need one fresh subject each: an ``unresolved`` inventory item per
-cashout, a ``held`` round per cancel. Making them through the purchase API would cost as
-much as the scenario itself, so they are written here with server-side
-``INSERT … SELECT generate_series`` statements, one data-modifying CTE per batch, with
-exactly the rows a successful purchase leaves (see ``lootbox/services/purchase.py`` and
-``lootbox/persistence/repositories.py``):
-
-* atomic open: ``rounds`` (``open``, ``settled``), ``round_reels`` (prize drawn),
-  ``money_movements`` (``debit``/``open``, ``accepted``, key ``round:<publicId>``),
-  ``idempotency_records`` (the purchase's completed answer), ``inventory_items``
-  (``unresolved``);
-* pre-pay: ``rounds`` (``prepay``, ``held``), ``round_reels`` (no prize yet),
-  ``money_movements`` (``debit``/``prepay``, ``accepted``), ``idempotency_records``.
-
-The background data of the scaling run adds, for every second item, the cashout that
-already happened: the item ``cashed_back``, its ``credit``/``cashback`` movement and the
-cashout's completed idempotency record.
+Our operator and its catalog are onboarded through the ``flask`` CLI, as an operator
+would be. First-time requests need one fresh subject each (an ``unresolved`` item per
+cashout, a ``held`` round per cancel); making them through the purchase API would cost
+as much as the scenario itself, so they are written with server-side ``INSERT … SELECT
+generate_series`` statements, one data-modifying CTE per batch, with exactly the rows a
+successful purchase leaves (``lootbox/services/purchase.py``): the round, its reel, its
+accepted debit, the purchase's completed idempotency record and, for an atomic open, the
+item. The peer's items are rows of its own table, ``peer_items``.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
-from bench.stack import BOX_PRICE, CASHBACK_BPS, PRIZE_VALUE, Operator
+from bench.servers import BIN, procfile_command
+from tests.processes import run_json
 
 PLAYERS = 1000
-CASHBACK = PRIZE_VALUE * CASHBACK_BPS // 10_000
+BOX_PRICE = 500
+PRIZE_VALUE = 700
+CASHBACK_BPS = 5000
+WALLET_SECRET = "bench-wallet-secret"  # noqa: S105 - the local reference wallet's
+PEER_WALLET_SECRET = "peer-wallet-secret"  # noqa: S105
+CATALOG = {
+    "boxes": [
+        {
+            "slug": "bench",
+            "name": "Benchmark box",
+            "priceMinor": BOX_PRICE,
+            "refundable": True,
+            "prizes": [{"name": "Coin", "valueMinor": PRIZE_VALUE, "odds": "1"}],
+        }
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    key_id: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Operator:
+    operator_id: int
+    credentials: Credentials
+    box_version_id: int
+    prize_id: int
+    currency: str = "EUR"
+
+
+def onboard(
+    env: dict[str, str], wallet_url: str, workdir: Path, conn: psycopg.Connection
+) -> Operator:
+    """Migrate (the Procfile's ``release:`` command), then create the operator ``bench``
+    (EUR, cashback 50 %) and import its one-prize refundable box through the CLI."""
+    run_json(procfile_command("release"), env, workdir / "cli.log", 120)
+
+    def cli(*args: str) -> dict[str, object]:
+        return run_json([str(BIN / "flask"), "--app", "app", *args], env, workdir / "cli.log", 120)
+
+    created = cli(
+        *("operators", "create", "bench", "--currency", "EUR", "--wallet-url", wallet_url),
+        *("--wallet-secret", WALLET_SECRET, "--rate", "USD=1.0842"),
+        *("--cashback-bps", str(CASHBACK_BPS)),
+    )
+    catalog = workdir / "catalog.json"
+    catalog.write_text(json.dumps(CATALOG))
+    imported = cli("catalog", "import", "bench", str(catalog))
+    box_version_id = int(imported["boxes"][0]["boxVersionId"])  # type: ignore[index]
+    row = conn.execute(
+        "SELECT o.id, p.id FROM operators o, prizes p"
+        " WHERE o.slug = 'bench' AND p.box_version_id = %s ORDER BY p.position LIMIT 1",
+        (box_version_id,),
+    ).fetchone()
+    assert row is not None
+    return Operator(
+        operator_id=int(row[0]),
+        credentials=Credentials(str(created["keyId"]), str(created["secret"])),
+        box_version_id=box_version_id,
+        prize_id=int(row[1]),
+    )
+
 
 _ROUNDS = """
 r AS (
@@ -83,34 +139,10 @@ items AS (
                                created_at, updated_at)
   SELECT %(op)s, player_external_id, id, 0, %(prize)s, %(box_version)s, 'Coin',
          %(value)s,
-         CASE WHEN %(cashed)s AND id %% 2 = 0 THEN 'cashed_back' ELSE 'unresolved' END,
-         now(), now()
+         'unresolved', now(), now()
   FROM r
-  RETURNING id, player_external_id, state
+  RETURNING id, player_external_id
 )
-"""
-
-_CASHED = """
-credits AS (
-  INSERT INTO money_movements (operator_id, idempotency_key, kind, reason, status,
-                               player_external_id, amount_minor, currency,
-                               operator_amount_minor, operator_currency, rate,
-                               inventory_item_id, lease_token, attempts, balance_after_minor,
-                               provider_txn_ref, created_at, updated_at, completed_at)
-  SELECT %(op)s, 'cashback:inventory:' || id, 'credit', 'cashback', 'accepted',
-         player_external_id, %(cashback)s, %(currency)s, %(cashback)s, %(currency)s, '1',
-         id, 1, 1, 1000000, 'bench-c-' || id, now(), now(), now()
-  FROM items WHERE state = 'cashed_back'
-)
-INSERT INTO idempotency_records (operator_id, idempotency_key, endpoint, fingerprint, state,
-                                 request_id, lease_token, lease_expires_at, status_code,
-                                 response_body, created_at, completed_at, expires_at)
-SELECT %(op)s, 'cashback:inventory:' || id, 'cashout', 'sha256:' || md5(id::text)
-         || md5(player_external_id), 'completed', 'bench-c-' || id, 1, now(), 200,
-       '{"item":{"inventoryItemId":' || id || ',"state":"cashed_back","cashbackMinor":'
-         || %(cashback)s || ',"currency":"' || %(currency)s || '"},"balanceAfterMinor":1000000}',
-       now(), now(), now() + interval '7 days'
-FROM items WHERE state = 'cashed_back'
 """
 
 
@@ -125,7 +157,7 @@ class Tags:
         return f"{prefix}{self.counter:03d}"
 
 
-def _params(operator: Operator, tag: str, lo: int, hi: int, prepay: bool) -> dict[str, object]:
+def _params(operator: Operator, tag: str, count: int, prepay: bool) -> dict[str, object]:
     return {
         "tag": tag,
         "op": operator.operator_id,
@@ -137,13 +169,11 @@ def _params(operator: Operator, tag: str, lo: int, hi: int, prepay: bool) -> dic
         "currency": operator.currency,
         "price": BOX_PRICE,
         "value": PRIZE_VALUE,
-        "cashback": CASHBACK,
         "box_version": operator.box_version_id,
         "prize": operator.prize_id,
         "reel_prize": None if prepay else operator.prize_id,
-        "lo": lo,
-        "hi": hi,
-        "cashed": False,
+        "lo": 1,
+        "hi": count,
     }
 
 
@@ -151,13 +181,11 @@ def create_items(
     conn: psycopg.Connection, operator: Operator, count: int, tag: str
 ) -> list[tuple[int, str]]:
     """``count`` fresh ``unresolved`` items (each its own settled round), as
-    ``(inventoryItemId, playerExternalId)``, in id order."""
-    if count <= 0:
-        return []
+    ``(inventoryItemId, playerExternalId)``."""
     # Constant fragments only: every value is a bound parameter.
     sql = "WITH " + _ROUNDS + "," + _ITEMS + " SELECT id, player_external_id FROM items"  # noqa: S608
     with conn.transaction():
-        rows = conn.execute(sql, _params(operator, tag, 1, count, prepay=False)).fetchall()
+        rows = conn.execute(sql, _params(operator, tag, count, prepay=False)).fetchall()
     return sorted((int(r[0]), str(r[1])) for r in rows)
 
 
@@ -166,46 +194,36 @@ def create_held_rounds(
 ) -> list[tuple[str, str]]:
     """``count`` fresh ``held`` (pre-paid, unopened) rounds, as
     ``(roundPublicId, playerExternalId)``."""
-    if count <= 0:
-        return []
     sql = "WITH " + _ROUNDS + " SELECT public_id, player_external_id FROM r"  # noqa: S608
     with conn.transaction():
-        rows = conn.execute(sql, _params(operator, tag, 1, count, prepay=True)).fetchall()
+        rows = conn.execute(sql, _params(operator, tag, count, prepay=True)).fetchall()
     return sorted((str(r[0]), str(r[1])) for r in rows)
 
 
-def add_background(
-    conn: psycopg.Connection,
-    operator: Operator,
-    count: int,
-    tag: str,
-    *,
-    start: int = 1,
-    batch: int = 50_000,
-    progress: Callable[[int, float], None] | None = None,
-) -> None:
-    """``count`` items of history (numbered from ``start`` under ``tag``): each an
-    atomic-open round with its prize; every second one already cashed back."""
-    sql = "WITH " + _ROUNDS + "," + _ITEMS + "," + _CASHED
-    began = time.monotonic()
-    done = 0
-    while done < count:
-        size = min(batch, count - done)
-        params = _params(operator, tag, start + done, start + done + size - 1, prepay=False)
-        params["cashed"] = True
-        with conn.transaction():
-            conn.execute(sql, params)
-        done += size
-        if progress is not None:
-            progress(done, time.monotonic() - began)
+PEER_TABLE = """
+CREATE TABLE IF NOT EXISTS peer_items (
+  id bigserial PRIMARY KEY,
+  player_external_id text NOT NULL,
+  value_minor bigint NOT NULL,
+  currency text NOT NULL,
+  state text NOT NULL DEFAULT 'unresolved'
+)
+"""
 
 
-def analyze(conn: psycopg.Connection, vacuum: bool = False) -> None:
-    """Fresh planner statistics (and, after a big load, a vacuum so that the first
-    readers do not pay for setting hint bits during a measurement)."""
-    conn.execute("VACUUM (ANALYZE)" if vacuum else "ANALYZE")
+def create_peer_items(conn: psycopg.Connection, count: int, tag: str) -> list[tuple[int, str]]:
+    """``count`` fresh items of the peer's, as ``(inventoryItemId, playerExternalId)``."""
+    with conn.transaction():
+        conn.execute(PEER_TABLE)
+        rows = conn.execute(
+            "INSERT INTO peer_items (player_external_id, value_minor, currency)"
+            " SELECT %s || (g %% %s), %s, 'EUR' FROM generate_series(1, %s) AS g"
+            " RETURNING id, player_external_id",
+            (f"peer-{tag.lower()}-", PLAYERS, PRIZE_VALUE, count),
+        ).fetchall()
+    return sorted((int(r[0]), str(r[1])) for r in rows)
 
 
-def count_items(conn: psycopg.Connection) -> int:
-    row = conn.execute("SELECT count(*) FROM inventory_items").fetchone()
-    return int(row[0]) if row else 0
+def analyze(conn: psycopg.Connection) -> None:
+    """Fresh planner statistics after a batch of new subjects."""
+    conn.execute("ANALYZE")

@@ -195,9 +195,13 @@ def metrics_view() -> Response:
             www_authenticate=WWWAuthenticate("Bearer", {"realm": "metrics"}),
         )
     redis_client = box.redis
-    ping = getattr(redis_client, "ping_uncounted", None) or redis_client.ping
     body = render(
-        [PendingMoneyCollector(box.engine, box.services.clock.now), RedisUpCollector(ping)]
+        [
+            PendingMoneyCollector(box.engine, box.services.clock.now),
+            # ``ping`` looked up inside the collector's error handling: a cluster client
+            # connects on first use, so even the attribute look-up may fail.
+            RedisUpCollector(lambda: redis_client.ping()),
+        ]
     )
     return Response(body, status=200, content_type=CONTENT_TYPE)
 

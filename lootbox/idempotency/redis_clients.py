@@ -1,7 +1,7 @@
 """Redis clients for the idempotency fast path, made from ``REDIS_URL``: one server
 (``redis://``, ``rediss://``, ``unix://``), Sentinel (``redis+sentinel://``) or Cluster
-(``redis+cluster://``). Each counts its round trips (``lootbox_redis_commands_total``) and
-failures, gives up fast (the database is the guarantee), and connects on first use.
+(``redis+cluster://``). Each records its failures (``lootbox_redis_errors_total``), gives
+up fast (the database is the guarantee), and connects on first use.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.client import Pipeline
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
 from redis.connection import parse_url
@@ -32,12 +31,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from lootbox.observability.metrics import record_redis_error, record_redis_round_trip
+from lootbox.observability.metrics import record_redis_error
 
 log = logging.getLogger(__name__)
 
 
-# --- counting round trips ------------------------------------------------------------------
+# --- recording failures ------------------------------------------------------------------
 
 
 def _record_failure(exc: RedisError) -> None:
@@ -53,58 +52,21 @@ def _record_failure(exc: RedisError) -> None:
         record_redis_error("other")
 
 
-class CountingPipeline(Pipeline):
-    """A pipeline is one round trip, however many commands it carries."""
-
-    def execute(self, raise_on_error: bool = True) -> list[Any]:
-        if self.command_stack:
-            record_redis_round_trip()
-        try:
-            return super().execute(raise_on_error)
-        except RedisError as exc:
-            _record_failure(exc)
-            raise
-
-    def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
-        # Commands sent at once from a pipeline (after WATCH, SCRIPT EXISTS for its
-        # scripts) are round trips of their own.
-        record_redis_round_trip()
-        try:
-            return super().immediate_execute_command(*args, **options)
-        except RedisError as exc:
-            _record_failure(exc)
-            raise
-
-
-class CountingClient:
-    """Counts every round trip the app makes (``lootbox_redis_commands_total``) and every
-    failed one (``lootbox_redis_errors_total``), at the single door all commands of a
-    redis-py client go through. A script call (``EVALSHA``) is one command; its NOSCRIPT
-    fallback (``SCRIPT LOAD`` and ``EVALSHA`` again) is two more, as on the wire.
-    Connection set-up and redis-py's own health checks are below this door, uncounted."""
+class MonitoredClient:
+    """Records every failed command (``lootbox_redis_errors_total``, which on-call alerts
+    on) at the single door all commands of a redis-py client go through. The app sends no
+    pipelines, so they have no door of their own."""
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        record_redis_round_trip()
         try:
             return super().execute_command(*args, **options)  # type: ignore[misc]
         except RedisError as exc:
             _record_failure(exc)
             raise
 
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> CountingPipeline:
-        client: Any = self
-        return CountingPipeline(
-            client.connection_pool, client.response_callbacks, transaction, shard_hint
-        )
 
-    def ping_uncounted(self) -> bool:
-        """``PING`` without counting it: for ``/metrics``, whose scrapes should not move
-        the counter a benchmark reads."""
-        return bool(super().execute_command("PING"))  # type: ignore[misc]
-
-
-class CountingRedis(CountingClient, redis.Redis):
-    """``redis.Redis`` that counts its round trips."""
+class MonitoredRedis(MonitoredClient, redis.Redis):
+    """``redis.Redis`` that records its failures."""
 
 
 class ClusterUnavailable(RedisConnectionError):
@@ -116,12 +78,10 @@ class ClusterNodeRefused(RedisError):
     """A ``redis://`` client whose server is a Redis Cluster node (``StandaloneRedis``)."""
 
 
-class CountingRedisCluster(CountingClient, RedisCluster):
-    """``RedisCluster`` that counts its round trips as ``CountingRedis`` does: one per
-    command the app sends, at the same door. Below that door, and not counted: the MOVED
-    and ASK redirects it follows, the extra nodes of a command it sends to several (``SCRIPT
-    LOAD`` after a NOSCRIPT goes to every primary), and reading the cluster's layout
-    (``CLUSTER SLOTS``) at start and after a failure, as connection set-up is not."""
+class MonitoredRedisCluster(MonitoredClient, RedisCluster):
+    """``RedisCluster`` that records its failures as ``MonitoredRedis`` does, at the same
+    door: one per command the app sends, whatever redirects, layout reads or nodes the
+    cluster client goes through below it."""
 
     # What the cluster client retries once, after reading the layout again: a dropped
     # connection, a cluster that was reconfiguring. Not a timeout, as with one server
@@ -141,25 +101,20 @@ class CountingRedisCluster(CountingClient, RedisCluster):
             record_redis_error("connection")
             raise ClusterUnavailable(str(exc)) from exc
 
-    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
-        # The cluster's own pipeline, uncounted (the app sends none): ``CountingPipeline``
-        # needs a single connection pool.
-        return RedisCluster.pipeline(self, transaction, shard_hint)
-
 
 class LazyRedisCluster:
-    """``CountingRedisCluster`` made on its first command. ``RedisCluster`` reads the
+    """``MonitoredRedisCluster`` made on its first command. ``RedisCluster`` reads the
     cluster's layout in its constructor, that is, it connects when made; this keeps the
     app's promise that nothing connects before first use, and lets the app start while the
     cluster is away (its commands then fail, and the database answers, as with one Redis
     that is down). Every attribute but those below is the cluster client's."""
 
-    def __init__(self, make: Callable[[], CountingRedisCluster]) -> None:
+    def __init__(self, make: Callable[[], MonitoredRedisCluster]) -> None:
         self._make = make
-        self._client: CountingRedisCluster | None = None
+        self._client: MonitoredRedisCluster | None = None
         self._lock = threading.Lock()
 
-    def cluster(self) -> CountingRedisCluster:
+    def cluster(self) -> MonitoredRedisCluster:
         """The cluster client, made on the first call (again on the next if it failed)."""
         client = self._client
         if client is not None:
@@ -180,9 +135,6 @@ class LazyRedisCluster:
         # A script is its text and its SHA1 until it is called: nothing to connect for.
         return Script(self, script.encode("utf-8"))  # type: ignore[arg-type]
 
-    def ping_uncounted(self) -> bool:
-        return self.cluster().ping_uncounted()
-
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -193,8 +145,8 @@ class LazyRedisCluster:
         return getattr(self.cluster(), name)
 
 
-class StandaloneRedis(CountingRedis):
-    """``CountingRedis`` for one server (``redis://``, ``rediss://``) that makes sure, on
+class StandaloneRedis(MonitoredRedis):
+    """``MonitoredRedis`` for one server (``redis://``, ``rediss://``) that makes sure, on
     its first command, that the server is not a Redis Cluster node. A plain client of a
     cluster node reaches that node's slots only; every key of another node's slots would
     answer MOVED, and the fast path would quietly work for a fraction of the keys. Such a
@@ -203,8 +155,8 @@ class StandaloneRedis(CountingRedis):
     request meanwhile.
 
     The check (``INFO cluster``) is sent once per client, before its first command, so
-    nothing connects before first use; like connection set-up, it is not counted. A server
-    that refuses ``INFO`` (an ACL, a renamed command) is taken for a single server.
+    nothing connects before first use. A server that refuses ``INFO`` (an ACL, a renamed
+    command) is taken for a single server.
     """
 
     _checked = False
@@ -213,10 +165,6 @@ class StandaloneRedis(CountingRedis):
     def execute_command(self, *args: Any, **options: Any) -> Any:
         self._check_server()
         return super().execute_command(*args, **options)
-
-    def ping_uncounted(self) -> bool:
-        self._check_server()
-        return super().ping_uncounted()
 
     def _check_server(self) -> None:
         if self._checked:
@@ -351,8 +299,8 @@ def _fast_retry() -> Retry:
 def make_redis_client(
     url: str, *, socket_timeout: float = 0.5, connect_timeout: float = 0.5
 ) -> redis.Redis | LazyRedisCluster:
-    """A Redis client for ``url``. Each counts its round trips (``CountingRedis``,
-    ``CountingRedisCluster``), and none connects before its first command.
+    """A Redis client for ``url``. Each records its failures (``MonitoredRedis``,
+    ``MonitoredRedisCluster``), and none connects before its first command.
 
     - ``redis://`` or ``rediss://``: one server (``StandaloneRedis``, which refuses a
       server that turns out to be a Redis Cluster node).
@@ -386,7 +334,7 @@ def make_redis_client(
     return StandaloneRedis.from_url(url, retry=_fast_retry(), **options)
 
 
-def _sentinel_client(parsed: SentinelUrl, options: dict[str, Any]) -> CountingRedis:
+def _sentinel_client(parsed: SentinelUrl, options: dict[str, Any]) -> MonitoredRedis:
     """The primary's client: before each new connection it asks the Sentinels, in turn,
     where the primary is, so after a failover it reconnects to the new one by itself."""
     sentinels = Sentinel(
@@ -399,9 +347,9 @@ def _sentinel_client(parsed: SentinelUrl, options: dict[str, Any]) -> CountingRe
             "password": parsed.sentinel_password,
         },
     )
-    client: CountingRedis = sentinels.master_for(
+    client: MonitoredRedis = sentinels.master_for(
         parsed.service_name,
-        redis_class=CountingRedis,
+        redis_class=MonitoredRedis,
         **({"retry": _fast_retry()} | options | parsed.connection_kwargs),
     )
     return client
@@ -411,8 +359,8 @@ def _cluster_client(parsed: ClusterUrl, options: dict[str, Any]) -> LazyRedisClu
     # redis-py gives each node's client the timeouts and decode_responses, and drops
     # health_check_interval (and any option it does not know): a socket that died idle is
     # still replaced by the node's pool before use, as with one server.
-    def make() -> CountingRedisCluster:
-        return CountingRedisCluster(
+    def make() -> MonitoredRedisCluster:
+        return MonitoredRedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in parsed.nodes],
             retry=Retry(NoBackoff(), 1),  # which errors: ``ERRORS_ALLOW_RETRY``
             **(options | parsed.connection_kwargs),

@@ -50,7 +50,6 @@ __all__ = [
     "record_db_statement",
     "record_idempotency_outcome",
     "record_redis_error",
-    "record_redis_round_trip",
     "record_request",
     "record_wallet_call",
     "render",
@@ -62,10 +61,6 @@ MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The classic text format (0.0.4): every Prometheus version reads it, and our metric and
 # label names need none of the newer format's escaping.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
-
-# An execution option: statements on a connection carrying it are not counted. The scrape's
-# own query uses it, so that scraping does not move the counter a benchmark reads.
-UNCOUNTED = "lootbox_uncounted"
 
 # Request latency: from a cached replay (milliseconds) to a wallet call at its timeouts
 # (connect 2 s + read 5 s by default) and a duplicate waiting on the first (2 s).
@@ -124,15 +119,8 @@ WALLET_LATENCY = Histogram(
 )
 DB_STATEMENTS = Counter(
     "lootbox_db_statements",
-    "SQL statements sent to the database (BEGIN included; pool pings and /metrics' own"
-    " query excluded).",
-    registry=REGISTRY,
-)
-REDIS_COMMANDS = Counter(
-    "lootbox_redis_commands",
-    "Redis round trips the app made: one per command, one per pipeline, one per script"
-    " call (connection set-up, health checks and a retry after a dropped connection"
-    " excluded).",
+    "SQL statements sent to the database (/metrics' own query included; BEGIN, COMMIT and"
+    " pool pings not).",
     registry=REGISTRY,
 )
 REDIS_ERRORS = Counter(
@@ -217,11 +205,6 @@ def record_db_statement() -> None:
 
 
 @_never_raises
-def record_redis_round_trip() -> None:
-    REDIS_COMMANDS.inc()
-
-
-@_never_raises
 def record_redis_error(kind: str) -> None:
     REDIS_ERRORS.labels(kind).inc()
 
@@ -235,9 +218,8 @@ def count_statements(engine: Engine) -> None:
     """Count every statement ``engine`` sends (``lootbox_db_statements_total``)."""
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _count(conn: Any, *_args: Any) -> None:
-        if not conn.get_execution_options().get(UNCOUNTED):
-            record_db_statement()
+    def _count(*_args: Any) -> None:
+        record_db_statement()
 
 
 class _Registered:

@@ -21,7 +21,6 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from lootbox.observability.metrics import UNCOUNTED
 from lootbox.persistence.models import MoneyMovementRow
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ class PendingMoneyCollector:
         )
         try:
             with self._engine.connect() as conn:
-                rows = conn.execution_options(**{UNCOUNTED: True}).execute(query).all()
+                rows = conn.execute(query).all()
         except SQLAlchemyError as exc:
             log.warning("metrics: the pending-operations query failed: %s", exc)
             yield _up("lootbox_database_up", "The database answered the scrape's query.", False)

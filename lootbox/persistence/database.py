@@ -53,7 +53,7 @@ def make_engine(
     engine = _postgresql_engine(
         url, pool_size=pool_size, echo=echo, prepared_statements=prepared_statements
     )
-    count_statements(engine)  # lootbox_db_statements_total, read by the benchmarks
+    count_statements(engine)  # lootbox_db_statements_total, which on-call alerts read
     attach_secret_box(engine, secret_box or environment_secret_box())
     return engine
 

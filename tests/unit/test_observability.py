@@ -23,6 +23,7 @@ from flask import Flask
 from prometheus_client.metrics_core import Metric
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.retry import Retry
 from sqlalchemy import text
 
@@ -31,9 +32,8 @@ from config.settings import PROJECT_ROOT, ConfigError, Settings
 from lootbox.api import observability
 from lootbox.api.errors import outcome_for
 from lootbox.domain import errors as e
-from lootbox.idempotency.redis_clients import CountingClient, CountingRedis
+from lootbox.idempotency.redis_clients import MonitoredClient, MonitoredRedis
 from lootbox.observability import metrics
-from lootbox.observability.metrics import UNCOUNTED
 from lootbox.observability.scrape import PendingMoneyCollector, RedisUpCollector
 from lootbox.persistence.database import make_engine
 from lootbox.ports import WalletAccepted, WalletOutcomeUnknown, WalletRefusal
@@ -56,63 +56,42 @@ def gauges(collected: Iterable[Metric]) -> dict[str, float]:
     }
 
 
-# --- Redis round trips --------------------------------------------------------------------------
+# --- Redis failures -----------------------------------------------------------------------------
 
 
-class CountingFakeRedis(CountingClient, fakeredis.FakeRedis):
-    """The counting door of every app Redis client, on an in-process fake."""
+class MonitoredFakeRedis(MonitoredClient, fakeredis.FakeRedis):
+    """The failure-recording door of every app Redis client, on an in-process fake."""
 
 
-def counting_fake_redis() -> CountingFakeRedis:
-    return CountingFakeRedis(server=fakeredis.FakeServer())
+def monitored_fake_redis() -> MonitoredFakeRedis:
+    return MonitoredFakeRedis(server=fakeredis.FakeServer())
 
 
-def test_each_redis_command_is_one_round_trip() -> None:
-    client = counting_fake_redis()
-    before = counter("lootbox_redis_commands_total")
-
-    client.set("k", "v")
-    client.get("k")
-
-    assert counter("lootbox_redis_commands_total") - before == 2
-
-
-def test_a_pipeline_is_one_round_trip_however_many_commands_it_carries() -> None:
-    client = counting_fake_redis()
-    pipe = client.pipeline()
-    for n in range(5):
-        pipe.set(f"k{n}", n)
-    before = counter("lootbox_redis_commands_total")
-
-    assert pipe.execute() == [True] * 5
-
-    assert counter("lootbox_redis_commands_total") - before == 1
-
-
-def test_an_empty_pipeline_makes_no_round_trip() -> None:
-    client = counting_fake_redis()
-    before = counter("lootbox_redis_commands_total")
-
-    assert client.pipeline().execute() == []
-
-    assert counter("lootbox_redis_commands_total") - before == 0
-
-
-def test_a_loaded_script_call_is_one_round_trip() -> None:
-    client = counting_fake_redis()
+def test_a_script_cache_miss_is_not_a_redis_error() -> None:
+    client = monitored_fake_redis()
     script = client.register_script("return redis.call('INCR', KEYS[1])")
-    script(keys=["n"])  # the first call loads the script (NOSCRIPT, SCRIPT LOAD, EVALSHA)
-    before = counter("lootbox_redis_commands_total")
     errors_before = counter("lootbox_redis_errors_total", kind="other")
 
+    # The first call misses the script cache (NOSCRIPT): redis-py loads it and calls again.
+    assert script(keys=["n"]) == 1
     assert script(keys=["n"]) == 2
 
-    assert counter("lootbox_redis_commands_total") - before == 1
     assert counter("lootbox_redis_errors_total", kind="other") == errors_before
 
 
+def test_a_command_redis_refuses_counts_as_an_other_error() -> None:
+    client = monitored_fake_redis()
+    client.set("k", "not a number")
+    before = counter("lootbox_redis_errors_total", kind="other")
+
+    with pytest.raises(ResponseError):
+        client.incr("k")
+
+    assert counter("lootbox_redis_errors_total", kind="other") - before == 1
+
+
 def test_a_redis_that_does_not_answer_counts_as_a_connection_error() -> None:
-    client = CountingRedis(
+    client = MonitoredRedis(
         host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
     )
     before = counter("lootbox_redis_errors_total", kind="connection")
@@ -123,19 +102,10 @@ def test_a_redis_that_does_not_answer_counts_as_a_connection_error() -> None:
     assert counter("lootbox_redis_errors_total", kind="connection") - before == 1
 
 
-def test_the_scrape_ping_is_not_counted() -> None:
-    client = counting_fake_redis()
-    before = counter("lootbox_redis_commands_total")
-
-    assert client.ping_uncounted() is True  # type: ignore[attr-defined]
-
-    assert counter("lootbox_redis_commands_total") == before
-
-
 # --- database statements ------------------------------------------------------------------------
 
 
-def test_every_statement_is_counted_except_on_an_uncounted_connection(postgres_db: str) -> None:
+def test_every_statement_is_counted(postgres_db: str) -> None:
     engine = make_engine(postgres_db)
     try:
         with engine.connect() as conn:
@@ -143,15 +113,10 @@ def test_every_statement_is_counted_except_on_an_uncounted_connection(postgres_d
             conn.execute(text("SELECT 1"))
             conn.execute(text("SELECT 2"))
             counted = counter("lootbox_db_statements_total") - before
-        with engine.connect() as conn:
-            before = counter("lootbox_db_statements_total")
-            conn.execution_options(**{UNCOUNTED: True}).execute(text("SELECT 3"))
-            uncounted = counter("lootbox_db_statements_total") - before
     finally:
         engine.dispose()
 
     assert counted == 2  # the two selects (BEGIN is not a statement of ours)
-    assert uncounted == 0
 
 
 # --- scrape-time gauges ---------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from lootbox.idempotency.redis_clients import (
-    CountingRedis,
     LazyRedisCluster,
+    MonitoredRedis,
     StandaloneRedis,
     make_redis_client,
     parse_cluster_url,
@@ -65,10 +65,10 @@ def test_a_malformed_sentinel_url_is_refused_without_repeating_it(url: str, comp
     assert QUOTED not in str(refused.value) and PASSWORD not in str(refused.value)
 
 
-def test_a_sentinel_client_is_a_counting_client_of_the_primary_and_connects_on_first_use() -> None:
+def test_a_sentinel_client_is_a_monitored_client_of_the_primary_and_connects_on_first_use() -> None:
     client = make_redis_client("redis+sentinel://127.0.0.1:1,127.0.0.1:2/lootbox/3")
 
-    assert type(client) is CountingRedis  # a Sentinel's primary is never a cluster node
+    assert type(client) is MonitoredRedis  # a Sentinel's primary is never a cluster node
     kwargs = client.connection_pool.connection_kwargs  # type: ignore[union-attr]
     assert kwargs["socket_timeout"] == 0.5 and kwargs["socket_connect_timeout"] == 0.5
     assert kwargs["health_check_interval"] == 30 and kwargs["decode_responses"] is False
@@ -115,4 +115,4 @@ def test_tls_to_a_sentinel_or_a_cluster_is_refused_clearly(url: str) -> None:
 def test_a_redis_url_is_a_single_server_client_that_checks_it_is_not_a_cluster_node() -> None:
     client = make_redis_client("redis://127.0.0.1:1/0")
 
-    assert isinstance(client, StandaloneRedis) and isinstance(client, CountingRedis)
+    assert isinstance(client, StandaloneRedis) and isinstance(client, MonitoredRedis)
