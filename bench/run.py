@@ -153,6 +153,7 @@ class Bench:
         wallet_url = f"{self.wallet.url}/wallet"
         redis_url = f"redis://127.0.0.1:{self.redis.port}"
         ours_env = env | APP_ENV | {"DATABASE_URL": self.postgres.url(DATABASE)}
+        ours_env |= dict(setting.split("=", 1) for setting in self.options.app_setting)
         ours_env["REDIS_URL"] = f"{redis_url}/0"
         log("migrating, onboarding the operator (flask CLI), starting gunicorn")
         self.operator = data.onboard(ours_env, wallet_url, self.workdir, self.db)
@@ -429,12 +430,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--connections", type=int, help="wrk connections (default: workers × threads)")
     add("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     add("--keep", action="store_true", help="keep the servers' logs")
+    add(
+        "--app-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for our app only (e.g. DATABASE_PREPARED_STATEMENTS=on); prints only",
+    )
     add("--profile", action="store_true", help="py-spy on our app while wrk runs")
     args = parser.parse_args(argv)
     args.duration = args.duration or (4.0 if args.quick else 20.0)
     args.warmup = 1.0 if args.quick else 2.0
     args.count = args.count if args.count is not None else (10 if args.quick else 40)
-    partial = args.quick or args.only or args.workers or args.threads
+    partial = args.quick or args.only or args.workers or args.threads or args.app_setting
     args.write_docs = not (args.no_docs or partial)
     return args
 

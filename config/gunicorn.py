@@ -15,6 +15,11 @@ from typing import Any
 from config.logging import LOGGING, gunicorn_logger
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
+# 2 × cores workers × 8 threads, kept by measurement (docs/benchmarks.md, "gunicorn
+# workers × threads"): on two cores 2×8, 2×16, 3×8, 4×4 and 4×8 served the same replay,
+# first-time cashout and 50 ms-wallet rates within the noise; this one gives 32 request
+# slots per instance for waits on a slow wallet or a duplicate's key, and one GIL per
+# worker process, so a CPU burst uses every core.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
