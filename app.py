@@ -25,7 +25,6 @@ from lootbox.idempotency.guard import IdempotencyGuard
 from lootbox.idempotency.redis_clients import make_redis_client
 from lootbox.idempotency.redis_store import RedisIdempotencyStore
 from lootbox.persistence.database import SqlAlchemyUnitOfWork, make_engine, make_session_factory
-from lootbox.persistence.retention import PostgresIdempotencyRetention
 from lootbox.persistence.secrets import secret_box_for
 from lootbox.ports import Wallet
 from lootbox.readiness import ReadinessProbe
@@ -118,7 +117,6 @@ def create_app(
         authenticator=Authenticator(credentials, settings.signature_max_skew_seconds),
         redis=redis_client,
         readiness=ReadinessProbe(engine, redis_client),
-        retention=PostgresIdempotencyRetention(engine),
     )
 
     docs.init_app(app)  # /docs, Swagger UI from bundled assets: before the Api reads config

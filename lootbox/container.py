@@ -15,7 +15,6 @@ from lootbox.ports import UnitOfWork
 from lootbox.readiness import ReadinessProbe
 from lootbox.services.context import ServiceContext
 from lootbox.services.credentials import CredentialCache
-from lootbox.services.retention import ExpiredIdempotencyRecords
 
 if TYPE_CHECKING:  # the API layer reaches wired objects through this module
     from lootbox.api.auth import Authenticator
@@ -32,7 +31,6 @@ class Container:
     authenticator: Authenticator
     redis: Any
     readiness: ReadinessProbe
-    retention: ExpiredIdempotencyRecords
 
 
 def container() -> Container:

@@ -412,6 +412,13 @@ class IdempotencyRecords(Protocol):
 
     def release_stuck(self, operator_id: int, key: str, now: datetime) -> bool: ...
 
+    def delete_expired(self, now: datetime, limit: int) -> int:
+        """Delete at most ``limit`` completed records whose expiry is before ``now``,
+        skipping rows another purger holds; how many. Never an in-progress record."""
+        ...
+
+    def count_expired(self, now: datetime) -> int: ...
+
     def complete(
         self,
         *,

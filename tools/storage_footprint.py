@@ -46,9 +46,12 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import create_app
-from lootbox.persistence.database import normalize_database_url
+from lootbox.persistence.database import (
+    SqlAlchemyUnitOfWork,
+    make_session_factory,
+    normalize_database_url,
+)
 from lootbox.persistence.migrate import upgrade_database
-from lootbox.persistence.retention import PostgresIdempotencyRetention
 from lootbox.refwallet import serve_wallet
 from lootbox.services.retention import purge_expired_idempotency_records
 from lootbox.signing import signed_headers
@@ -264,7 +267,11 @@ def measure_purge(
     engine.dispose()  # the purge's connections start with the setting
     autocommit(engine, "CHECKPOINT")
 
-    retention = PostgresIdempotencyRetention(engine)
+    session_factory = make_session_factory(engine)
+
+    def retention() -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(session_factory)
+
     batch_ms: list[float] = []
     last = [time.monotonic()]
 

@@ -267,12 +267,12 @@ def idem_purge(batch_size: int, max_rows: int, dry_run: bool) -> None:
     box = container()
     now = box.services.clock.now()
     if dry_run:
-        expired = count_expired_idempotency_records(box.retention, now)
+        expired = count_expired_idempotency_records(box.uow_factory, now)
         emit({"expired": expired, "expiredBefore": now.isoformat()})
         return
     progress = ProgressLine()
     summary = purge_expired_idempotency_records(
-        box.retention,
+        box.uow_factory,
         now,
         batch_size=batch_size,
         max_rows=max_rows,

@@ -112,7 +112,7 @@ def purge_expired(stop: threading.Event) -> Callable[[], None]:
         nonlocal total
         try:
             summary = purge_expired_idempotency_records(
-                box.retention, box.services.clock.now(), stop=stop
+                box.uow_factory, box.services.clock.now(), stop=stop
             )
         except Exception as exc:
             retention_log.error(

@@ -135,6 +135,15 @@ class IdempotencyRecordRepository(_Repository):
         moved money, so the next attempt with this key must be the same request."""
         self._run(hot.IDEMPOTENCY_SUSPEND, _held(operator_id, key, lease_token) | {"now": now})
 
+    def delete_expired(self, now: datetime, limit: int) -> int:
+        """Delete at most ``limit`` completed records whose expiry is before ``now``,
+        oldest first, skipping rows another purger holds; how many."""
+        return self._run(hot.DELETE_EXPIRED_BATCH, {"now": now, "limit": limit}).rowcount
+
+    def count_expired(self, now: datetime) -> int:
+        """How many completed records expired before ``now``."""
+        return int(self._run(hot.COUNT_EXPIRED, {"now": now}).scalar_one())
+
     def release(self, *, operator_id: int, key: str, lease_token: int) -> None:
         """Forget a non-final attempt so that a retry re-evaluates from scratch."""
         self._run(hot.IDEMPOTENCY_RELEASE, _held(operator_id, key, lease_token))

@@ -341,7 +341,7 @@ class IdempotencyRecordRow(Base):
     __table_args__ = (
         UniqueConstraint("operator_id", "idempotency_key"),
         CheckConstraint(_in("state", ("in_progress", "completed")), name="state"),
-        # The purge's way in (lootbox/persistence/retention.py): only completed records
+        # The purge's way in (statements.DELETE_EXPIRED_BATCH): only completed records
         # expire, so in-progress claims add nothing to it.
         Index(
             "ix_idempotency_records_expired",

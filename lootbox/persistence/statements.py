@@ -216,6 +216,28 @@ IDEMPOTENCY_COMPLETE = (
 IDEMPOTENCY_SUSPEND = update(IDEMPOTENCY).where(*_HELD).values(lease_expires_at=bindparam("now"))
 IDEMPOTENCY_RELEASE = delete(IDEMPOTENCY).where(*_HELD)
 
+# Completed and past its expiry: what the purge deletes (services/retention.py). An
+# in-progress record (a request running, or suspended after a 503 because money may have
+# moved) has no expiry and is never matched. The state is literal SQL, the predicate of the
+# partial index ix_idempotency_records_expired: as a bound parameter, the generic plan of a
+# prepared statement (DATABASE_PREPARED_STATEMENTS=on) could not use the index.
+_EXPIRED = (
+    text("idempotency_records.state = 'completed'"),
+    IDEMPOTENCY.c.expires_at < bindparam("now"),
+)
+# At most ``limit`` rows, oldest first; FOR UPDATE SKIP LOCKED lets two purgers (two
+# workers, or the worker and on-call's command) take different rows instead of queueing.
+DELETE_EXPIRED_BATCH = delete(IDEMPOTENCY).where(
+    IDEMPOTENCY.c.id.in_(
+        select(IDEMPOTENCY.c.id)
+        .where(*_EXPIRED)
+        .order_by(IDEMPOTENCY.c.expires_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
+)
+COUNT_EXPIRED = select(func.count()).select_from(IDEMPOTENCY).where(*_EXPIRED)
+
 # --- inserts that yield to a conflict -------------------------------------------------------
 
 

@@ -18,26 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+
+from lootbox.ports import UnitOfWork
 
 # Rows per DELETE: one batch stays a few milliseconds (docs/scaling.md).
 DEFAULT_BATCH_SIZE = 500
 # Rows per pass at most. The worker runs a pass every 5 s, so it keeps up with up to
 # 10,000 expiries a second; a larger backlog takes several passes.
 DEFAULT_MAX_ROWS = 50_000
-
-
-class ExpiredIdempotencyRecords(Protocol):
-    """The port: the durable idempotency records that are past their retention."""
-
-    def delete_expired(self, now: datetime, limit: int) -> int:
-        """Delete at most ``limit`` completed records whose expiry is before ``now``, in
-        one transaction of its own, skipping rows another purger holds; how many."""
-        ...
-
-    def count_expired(self, now: datetime) -> int:
-        """How many completed records expired before ``now``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +45,7 @@ class PurgeSummary:
 
 
 def purge_expired_idempotency_records(
-    records: ExpiredIdempotencyRecords,
+    uow_factory: Callable[[], UnitOfWork],
     now: datetime,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -77,7 +65,9 @@ def purge_expired_idempotency_records(
     deleted = batches = 0
     while True:
         limit = min(batch_size, max_rows - deleted)
-        removed = records.delete_expired(now, limit)
+        with uow_factory() as uow:  # each batch its own short transaction
+            removed = uow.idempotency.delete_expired(now, limit)
+            uow.commit()
         deleted += removed
         batches += 1
         if progress is not None:
@@ -91,6 +81,7 @@ def purge_expired_idempotency_records(
     return PurgeSummary(deleted, batches, capped, monotonic() - started)
 
 
-def count_expired_idempotency_records(records: ExpiredIdempotencyRecords, now: datetime) -> int:
+def count_expired_idempotency_records(uow_factory: Callable[[], UnitOfWork], now: datetime) -> int:
     """What a purge at ``now`` would delete (on-call's ``--dry-run``)."""
-    return records.count_expired(now)
+    with uow_factory() as uow:
+        return uow.idempotency.count_expired(now)

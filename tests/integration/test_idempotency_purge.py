@@ -5,7 +5,7 @@ holds, and never touches an in-progress record or one still within its retention
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import Engine, insert, text
 
 from lootbox.domain.errors import ServiceUnavailable
-from lootbox.persistence.database import make_engine
+from lootbox.persistence.database import SqlAlchemyUnitOfWork, make_engine, make_session_factory
 from lootbox.persistence.models import IdempotencyRecordRow, OperatorRow
-from lootbox.persistence.retention import DELETE_EXPIRED_BATCH, PostgresIdempotencyRetention
+from lootbox.persistence.statements import DELETE_EXPIRED_BATCH
+from lootbox.ports import UnitOfWork
 from lootbox.services.retention import (
     count_expired_idempotency_records,
     purge_expired_idempotency_records,
@@ -24,6 +25,11 @@ from lootbox.services.retention import (
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 TTL = timedelta(days=7)
+
+
+def units_of_work(engine: Engine) -> Callable[[], UnitOfWork]:
+    session_factory = make_session_factory(engine)
+    return lambda: SqlAlchemyUnitOfWork(session_factory)
 
 
 @pytest.fixture
@@ -136,7 +142,7 @@ def seeded(engine: Engine, operator_id: int) -> set[str]:
 def test_the_purge_deletes_exactly_the_expired_completed_records(
     engine: Engine, seeded: set[str]
 ) -> None:
-    retention = PostgresIdempotencyRetention(engine)
+    retention = units_of_work(engine)
     assert count_expired_idempotency_records(retention, NOW) == 1234
 
     summary = purge_expired_idempotency_records(retention, NOW, batch_size=500)
@@ -151,7 +157,7 @@ def test_the_purge_deletes_exactly_the_expired_completed_records(
 def test_each_batch_commits_on_its_own(engine: Engine, seeded: set[str]) -> None:
     """Seen from another connection after each batch: the rows are already gone, so a
     failure later in the purge loses none of the work, and no transaction spans it."""
-    retention = PostgresIdempotencyRetention(engine)
+    retention = units_of_work(engine)
     left_after_each: list[int] = []
 
     purge_expired_idempotency_records(
@@ -165,7 +171,7 @@ def test_each_batch_commits_on_its_own(engine: Engine, seeded: set[str]) -> None
 
 
 def test_the_cap_stops_the_purge_and_the_next_one_goes_on(engine: Engine, seeded: set[str]) -> None:
-    retention = PostgresIdempotencyRetention(engine)
+    retention = units_of_work(engine)
 
     first = purge_expired_idempotency_records(retention, NOW, batch_size=500, max_rows=700)
     second = purge_expired_idempotency_records(retention, NOW, batch_size=500, max_rows=700)
@@ -178,7 +184,7 @@ def test_the_cap_stops_the_purge_and_the_next_one_goes_on(engine: Engine, seeded
 def test_a_stop_request_ends_the_purge_after_the_batch_in_hand(
     engine: Engine, seeded: set[str]
 ) -> None:
-    retention = PostgresIdempotencyRetention(engine)
+    retention = units_of_work(engine)
     stop = threading.Event()
     stop.set()
 
@@ -190,7 +196,7 @@ def test_a_stop_request_ends_the_purge_after_the_batch_in_hand(
 def test_a_row_another_transaction_holds_is_skipped_not_waited_for(
     engine: Engine, seeded: set[str]
 ) -> None:
-    retention = PostgresIdempotencyRetention(engine)
+    retention = units_of_work(engine)
     with engine.connect() as holder:
         holder.execute(
             text(
@@ -210,7 +216,7 @@ def test_a_row_another_transaction_holds_is_skipped_not_waited_for(
 
 
 def test_two_purgers_at_once_delete_each_row_once(engine: Engine, seeded: set[str]) -> None:
-    retention = PostgresIdempotencyRetention(engine)
+    retention = units_of_work(engine)
     start = threading.Barrier(2)
 
     def purge(_: int) -> int:
@@ -251,6 +257,6 @@ def test_a_database_that_does_not_answer_is_service_unavailable() -> None:
     unreachable = make_engine("postgresql://postgres@127.0.0.1:1/nowhere")
     try:
         with pytest.raises(ServiceUnavailable):
-            purge_expired_idempotency_records(PostgresIdempotencyRetention(unreachable), NOW)
+            purge_expired_idempotency_records(units_of_work(unreachable), NOW)
     finally:
         unreachable.dispose()

@@ -1,4 +1,5 @@
-"""The purge's loop over its port: batch sizes, the cap, a stop request, what it reports."""
+"""The purge's loop over the unit of work: batch sizes, the cap, a stop request, what it
+reports."""
 
 from __future__ import annotations
 
@@ -31,6 +32,26 @@ class ExpiredRecords:
         return self.expired
 
 
+class Batches:
+    """A unit of work factory whose ``idempotency`` is ``records``; counts the commits."""
+
+    def __init__(self, records: ExpiredRecords) -> None:
+        self.idempotency = records
+        self.commits = 0
+
+    def __call__(self) -> Batches:
+        return self
+
+    def __enter__(self) -> Batches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def commit(self) -> None:
+        self.commits += 1
+
+
 def ticks() -> Callable[[], float]:
     """A monotonic clock that moves one second per reading."""
     clock = iter(range(100))
@@ -40,7 +61,11 @@ def ticks() -> Callable[[], float]:
 def test_it_deletes_in_batches_until_a_short_batch_says_none_is_left() -> None:
     records = ExpiredRecords(1234)
 
-    summary = purge_expired_idempotency_records(records, NOW, batch_size=500)
+    summary = purge_expired_idempotency_records(
+        Batches(records),  # type: ignore[arg-type]
+        NOW,
+        batch_size=500,
+    )
 
     assert records.limits == [500, 500, 500]
     assert summary.deleted == 1234
@@ -52,7 +77,11 @@ def test_it_deletes_in_batches_until_a_short_batch_says_none_is_left() -> None:
 def test_an_exact_multiple_takes_one_more_empty_batch_to_know_it_is_done() -> None:
     records = ExpiredRecords(1000)
 
-    summary = purge_expired_idempotency_records(records, NOW, batch_size=500)
+    summary = purge_expired_idempotency_records(
+        Batches(records),  # type: ignore[arg-type]
+        NOW,
+        batch_size=500,
+    )
 
     assert records.limits == [500, 500, 500]
     assert (summary.deleted, summary.capped) == (1000, False)
@@ -61,7 +90,10 @@ def test_an_exact_multiple_takes_one_more_empty_batch_to_know_it_is_done() -> No
 def test_nothing_expired_costs_one_statement() -> None:
     records = ExpiredRecords(0)
 
-    summary = purge_expired_idempotency_records(records, NOW)
+    summary = purge_expired_idempotency_records(
+        Batches(records),  # type: ignore[arg-type]
+        NOW,
+    )
 
     assert records.limits == [500]
     assert summary == PurgeSummary(deleted=0, batches=1, capped=False, seconds=summary.seconds)
@@ -70,7 +102,12 @@ def test_nothing_expired_costs_one_statement() -> None:
 def test_the_cap_shrinks_the_last_batch_and_says_more_is_left() -> None:
     records = ExpiredRecords(5000)
 
-    summary = purge_expired_idempotency_records(records, NOW, batch_size=500, max_rows=1200)
+    summary = purge_expired_idempotency_records(
+        Batches(records),  # type: ignore[arg-type]
+        NOW,
+        batch_size=500,
+        max_rows=1200,
+    )
 
     assert records.limits == [500, 500, 200]
     assert (summary.deleted, summary.capped) == (1200, True)
@@ -82,7 +119,11 @@ def test_a_stop_request_ends_it_after_the_batch_in_hand() -> None:
     stop = threading.Event()
     stop.set()
 
-    summary = purge_expired_idempotency_records(records, NOW, stop=stop)
+    summary = purge_expired_idempotency_records(
+        Batches(records),  # type: ignore[arg-type]
+        NOW,
+        stop=stop,
+    )
 
     assert records.limits == [500]
     assert (summary.deleted, summary.capped) == (500, True)
@@ -93,7 +134,10 @@ def test_progress_hears_the_running_count_and_the_summary_its_time() -> None:
     heard: list[int] = []
 
     summary = purge_expired_idempotency_records(
-        records, NOW, progress=heard.append, monotonic=ticks()
+        Batches(records),  # type: ignore[arg-type]
+        NOW,
+        progress=heard.append,
+        monotonic=ticks(),
     )
 
     assert heard == [500, 1000, 1100]

@@ -1,6 +1,6 @@
 """idempotency records: a partial index on expires_at of completed records, for the purge
 
-The worker deletes completed records past ``expires_at`` (lootbox/persistence/retention.py).
+The worker deletes completed records past ``expires_at`` (``statements.DELETE_EXPIRED_BATCH``).
 The old index covered every row, in-progress claims included (their ``expires_at`` is
 NULL), so each claim wrote an entry the purge never reads. The new one holds completed
 records only, which is exactly what the purge walks, oldest first.
