@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lootbox.domain.errors import (
     LootboxError,
@@ -16,7 +16,7 @@ from lootbox.domain.states import RoundStatus, external_round_status
 from lootbox.ports import Answer, KeyedRequest, UnitOfWork, WalletAccepted, WalletRefusal
 from lootbox.services import ledger
 from lootbox.services.context import ServiceContext
-from lootbox.services.rounds import RoundOutcome, describe_round, draw_and_settle
+from lootbox.services.rounds import Boxes, RoundOutcome, describe_round, draw_and_settle
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,9 @@ def open_round(
             pending_refund = ledger.lease(ctx, uow, operator, refund)
             uow.commit()
         else:
+            boxes: Boxes = {}  # the draw's box versions, read once for the answer too
             opened_now = round_.status is RoundStatus.HELD and draw_and_settle(
-                uow, round_, RoundStatus.HELD, ctx.rng, ctx.clock.now(), cmd.idempotency_key
+                uow, round_, RoundStatus.HELD, ctx.rng, ctx.clock.now(), cmd.idempotency_key, boxes
             )
             # The same open again, its answer no longer stored (purged): rebuilt.
             opened_before = (
@@ -72,7 +73,11 @@ def open_round(
             )
             if not (opened_now or opened_before):
                 raise RoundNotHeld(f"the round is {external_round_status(round_.status)}")
-            done = ledger.answer(ctx, uow, request, claim, render(_opened(uow, operator, round_)))
+            settled = replace(
+                round_, status=RoundStatus.SETTLED, open_idempotency_key=cmd.idempotency_key
+            )
+            opened = _opened(uow, operator, settled, boxes)
+            done = ledger.answer(ctx, uow, request, claim, render(opened))
             uow.commit()
             return done
 
@@ -95,8 +100,9 @@ def open_round(
     return open_round(ctx, cmd, request, render)
 
 
-def _opened(uow: UnitOfWork, operator: Operator, round_: Round) -> RoundOutcome:
-    opened = uow.rounds.get(round_.id)
-    assert opened is not None
+def _opened(uow: UnitOfWork, operator: Operator, round_: Round, boxes: Boxes) -> RoundOutcome:
+    """The settled round as the caller sees it (its prizes are its items, read by
+    ``describe_round``; the round row itself is not read again)."""
     debit = uow.ledger.debit_for_round(round_.id)
-    return describe_round(uow, operator, opened, debit.balance_after_minor if debit else None)
+    balance = debit.balance_after_minor if debit else None
+    return describe_round(uow, operator, round_, balance, boxes)
