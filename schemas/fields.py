@@ -63,6 +63,7 @@ class StrictInteger(fields.Integer):
 
 def player_external_id(**kwargs: Any) -> fields.String:
     return fields.String(
+        data_key=kwargs.pop("data_key", "playerExternalId"),
         validate=_regexp(PLAYER_ID, "1 to 190 characters, no control characters"),
         **_with_metadata(
             kwargs,
@@ -76,6 +77,7 @@ def player_external_id(**kwargs: Any) -> fields.String:
 
 def idempotency_key(example: str, default: str) -> fields.String:
     return fields.String(
+        data_key="idempotencyKey",
         load_default=None,
         validate=_regexp(IDEMPOTENCY_KEY, "1 to 255 printable ASCII characters without whitespace"),
         metadata={
@@ -128,6 +130,7 @@ def currency(**kwargs: Any) -> fields.String:
 
 def round_public_id(**kwargs: Any) -> fields.String:
     return fields.String(
+        data_key=kwargs.pop("data_key", "roundPublicId"),
         validate=_regexp(ROUND_PUBLIC_ID, "1 to 64 printable ASCII characters"),
         **_with_metadata(
             kwargs,
@@ -176,6 +179,14 @@ class UtcTimestamp(fields.DateTime):
             return None
         stamp: str = value.astimezone(UTC).isoformat(timespec="microseconds")
         return stamp.replace("+00:00", "Z")
+
+
+class Inline(fields.Nested):
+    """A nested object of the wire made of attributes of the object being dumped itself:
+    ``{"item": {...}, "balanceAfterMinor": ...}`` from one flat result."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None) -> Any:
+        return obj
 
 
 class BoundedList(fields.List):

@@ -1,20 +1,28 @@
 """Request and response schemas of the S2S endpoints (contract section 5).
 
-Unknown fields are rejected (marshmallow's default ``RAISE``), so a typo in a field name is
-a 400, not a silently ignored default. Every field's ``metadata`` (description, example,
-enum) is the OpenAPI documentation of that field; the ``*_EXAMPLE`` bodies below are the
-documented examples of whole requests and answers (the contract's own where it has one).
+Request schemas load the use cases' commands and response schemas dump their results:
+each schema is the one description of its wire shape (snake_case attributes, camelCase
+``data_key``). Unknown fields are rejected (marshmallow's default ``RAISE``), so a typo in
+a field name is a 400, not a silently ignored default. Every field's ``metadata``
+(description, example, enum) is the OpenAPI documentation of that field; the ``*_EXAMPLE``
+bodies below are the documented examples of whole requests and answers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from lootbox.domain.states import PurchaseMode
+from lootbox.services.cancel import CancelRound, default_cancel_key
+from lootbox.services.cashout import CashOut, default_cashout_key
+from lootbox.services.opening import OpenRound, default_open_key
+from lootbox.services.purchase import Purchase, ReelPick
 from schemas.fields import (
     EXAMPLE_ROUND_ID,
     BoundedList,
+    Inline,
     StrictInteger,
     UtcTimestamp,
     client_action_id,
@@ -35,10 +43,16 @@ PURCHASE_MODES = ["open", "prepay"]
 MAX_REELS = 10
 MAX_REEL_INDEX = 99
 
-BALANCE_AFTER = (
-    "The player's balance after this operation, in minor units of the credited or debited"
-    " currency, as the wallet reported it; null if the wallet gave none."
-)
+
+def balance_after(example: int) -> fields.Integer:
+    return minor_units(
+        "The player's balance after this operation, in minor units of the credited or"
+        " debited currency, as the wallet reported it; null if the wallet gave none.",
+        example,
+        required=True,
+        allow_none=True,
+        data_key="balanceAfterMinor",
+    )
 
 
 class ErrorBodySchema(Schema):
@@ -78,37 +92,48 @@ class ErrorSchema(Schema):
 
 
 class CashoutRequestSchema(Schema):
-    playerExternalId = player_external_id(
-        required=True, metadata={"description": "The player who owns the item."}
-    )
-    inventoryItemId = positive_id(
+    player_external_id = player_external_id(
         required=True,
+        metadata={"description": "The player who owns the item."},
+    )
+    inventory_item_id = positive_id(
+        required=True,
+        data_key="inventoryItemId",
         metadata={
             "description": "The won item to cash out (`wonItems[].inventoryItemId` of a"
-            " purchase or an opening).",
+            " purchase or an opening, `items[].id` of the inventory).",
             "example": 88,
         },
     )
     currency = currency(load_default=None)
-    idempotencyKey = idempotency_key(
+    idempotency_key = idempotency_key(
         "cashback:inventory:88", "cashback:inventory:<inventoryItemId>"
     )
 
+    @post_load
+    def _command(self, data: dict[str, Any], **_: Any) -> CashOut:
+        key = data.pop("idempotency_key") or default_cashout_key(data["inventory_item_id"])
+        return CashOut(**data, idempotency_key=key)
+
 
 class CashoutItemSchema(Schema):
-    inventoryItemId = fields.Integer(
-        required=True, metadata={"description": "The item cashed out.", "example": 88}
+    inventory_item_id = fields.Integer(
+        required=True,
+        data_key="inventoryItemId",
+        metadata={"description": "The item cashed out.", "example": 88},
     )
     state = one_of(["cashed_back"], "The item's state now: always `cashed_back`.", "cashed_back")
-    cashbackMinor = minor_units("What was credited, in `currency`.", 353, required=True)
+    cashback_minor = minor_units(
+        "What was credited, in `currency`.", 353, required=True, data_key="cashbackMinor"
+    )
     currency = currency_code("The currency credited (the request's, or the operator's).", "USD")
 
 
 class CashoutResponseSchema(Schema):
-    item = fields.Nested(
+    item = Inline(
         CashoutItemSchema, required=True, metadata={"description": "The item, cashed back."}
     )
-    balanceAfterMinor = minor_units(BALANCE_AFTER, 11820, required=True, allow_none=True)
+    balance_after_minor = balance_after(11820)
 
 
 CASHOUT_REQUEST_EXAMPLE = {
@@ -131,35 +156,45 @@ CASHOUT_RESPONSE_EXAMPLE = {
 
 
 class CancelRequestSchema(Schema):
-    playerExternalId = player_external_id(
-        required=True, metadata={"description": "The player who bought the round."}
+    player_external_id = player_external_id(
+        required=True,
+        metadata={"description": "The player who bought the round."},
     )
-    roundPublicId = round_public_id(
-        required=True, metadata={"description": "The held (pre-paid, unopened) round to refund."}
+    round_public_id = round_public_id(
+        required=True,
+        metadata={"description": "The held (pre-paid, unopened) round to refund."},
     )
-    idempotencyKey = idempotency_key(
+    idempotency_key = idempotency_key(
         f"refund:round:{EXAMPLE_ROUND_ID}", "refund:round:<roundPublicId>"
     )
 
+    @post_load
+    def _command(self, data: dict[str, Any], **_: Any) -> CancelRound:
+        key = data.pop("idempotency_key") or default_cancel_key(data["round_public_id"])
+        return CancelRound(**data, idempotency_key=key)
+
 
 class CancelledRoundSchema(Schema):
-    publicId = fields.String(
-        required=True, metadata={"description": "The round refunded.", "example": EXAMPLE_ROUND_ID}
+    round_public_id = fields.String(
+        required=True,
+        data_key="publicId",
+        metadata={"description": "The round refunded.", "example": EXAMPLE_ROUND_ID},
     )
     status = one_of(["refunded"], "The round's status now: always `refunded`.", "refunded")
-    refundedMinor = minor_units(
+    refunded_minor = minor_units(
         "What was credited back: the amount the round was bought for, in `currency`.",
         500,
         required=True,
+        data_key="refundedMinor",
     )
     currency = currency_code("The currency the round was bought in, and refunded in.")
 
 
 class CancelResponseSchema(Schema):
-    round = fields.Nested(
+    round = Inline(
         CancelledRoundSchema, required=True, metadata={"description": "The round, refunded."}
     )
-    balanceAfterMinor = minor_units(BALANCE_AFTER, 12000, required=True, allow_none=True)
+    balance_after_minor = balance_after(12000)
 
 
 CANCEL_REQUEST_EXAMPLE = {"playerExternalId": "u_8431", "roundPublicId": EXAMPLE_ROUND_ID}
@@ -178,8 +213,9 @@ CANCEL_RESPONSE_EXAMPLE = {
 
 
 class ReelRequestSchema(Schema):
-    reelIndex = StrictInteger(
+    reel_index = StrictInteger(
         required=True,
+        data_key="reelIndex",
         validate=validate.Range(min=0, max=MAX_REEL_INDEX),
         metadata={
             "description": f"Position of this reel, 0 to {MAX_REEL_INDEX}; distinct within"
@@ -187,28 +223,36 @@ class ReelRequestSchema(Schema):
             "example": 0,
         },
     )
-    boxVersionId = positive_id(
+    box_version_id = positive_id(
         required=True,
+        data_key="boxVersionId",
         metadata={
-            "description": "The box version to play on this reel (from the operator's"
-            " catalog import).",
+            "description": "The box version to play on this reel: a box's current"
+            " `boxVersionId` from the catalog (`GET /api/s2s/boxes/{boxId}`).",
             "example": 1,
         },
     )
 
+    @post_load
+    def _pick(self, data: dict[str, Any], **_: Any) -> ReelPick:
+        return ReelPick(**data)
+
 
 class PurchaseRequestSchema(Schema):
-    playerExternalId = player_external_id(
-        required=True, metadata={"description": "The player buying (and paying)."}
-    )
-    gameKey = fields.String(
+    player_external_id = player_external_id(
         required=True,
+        metadata={"description": "The player buying (and paying)."},
+    )
+    game_key = fields.String(
+        required=True,
+        data_key="gameKey",
         validate=validate.OneOf(["mystery_box"]),
         metadata={"description": "The game: always `mystery_box`.", "example": "mystery_box"},
     )
-    mode = fields.String(
-        load_default="open",
-        validate=validate.OneOf(PURCHASE_MODES),
+    mode = fields.Enum(
+        PurchaseMode,
+        by_value=True,
+        load_default=PurchaseMode.OPEN,
         metadata={
             "description": "`open` (default): buy and open at once, the round is `settled`."
             " `prepay`: buy now and open later (`/open`) or refund (`/cancel`): the round"
@@ -216,7 +260,7 @@ class PurchaseRequestSchema(Schema):
             "example": "open",
         },
     )
-    clientActionId = client_action_id(required=True)
+    client_action_id = client_action_id(required=True, data_key="clientActionId")
     currency = currency(
         load_default=None,
         metadata={
@@ -236,38 +280,63 @@ class PurchaseRequestSchema(Schema):
 
     @validates_schema
     def _distinct_reels(self, data: dict[str, Any], **_: Any) -> None:
-        indexes = [reel["reelIndex"] for reel in data.get("reels", [])]
+        indexes = [reel.reel_index for reel in data.get("reels", [])]
         if len(indexes) != len(set(indexes)):
             raise ValidationError("reelIndex values must be distinct", "reels")
 
+    @post_load
+    def _command(self, data: dict[str, Any], **_: Any) -> Purchase:
+        del data["game_key"]  # one game: validated, nothing to pass on
+        reels = tuple(sorted(data.pop("reels"), key=lambda reel: reel.reel_index))
+        return Purchase(**data, reels=reels)
+
 
 class OpenRequestSchema(Schema):
-    playerExternalId = player_external_id(
-        required=True, metadata={"description": "The player who bought the round."}
+    player_external_id = player_external_id(
+        required=True,
+        metadata={"description": "The player who bought the round."},
     )
-    roundPublicId = round_public_id(
-        required=True, metadata={"description": "The held (pre-paid) round to open."}
+    round_public_id = round_public_id(
+        required=True,
+        metadata={"description": "The held (pre-paid) round to open."},
     )
-    idempotencyKey = idempotency_key(f"open:round:{EXAMPLE_ROUND_ID}", "open:round:<roundPublicId>")
+    idempotency_key = idempotency_key(
+        f"open:round:{EXAMPLE_ROUND_ID}", "open:round:<roundPublicId>"
+    )
+
+    @post_load
+    def _command(self, data: dict[str, Any], **_: Any) -> OpenRound:
+        key = data.pop("idempotency_key") or default_open_key(data["round_public_id"])
+        return OpenRound(**data, idempotency_key=key)
 
 
 class PrizeSchema(Schema):
-    itemId = fields.Integer(required=True, metadata={"description": "The prize.", "example": 12})
+    item_id = fields.Integer(
+        required=True, data_key="itemId", metadata={"description": "The prize.", "example": 12}
+    )
     name = fields.String(
         required=True, metadata={"description": "Its name.", "example": "Gold Coin"}
     )
-    valueMinor = minor_units("Its value, in `currency`.", 400, required=True)
+    value_minor = minor_units(
+        "Its value, in `currency`.", 400, required=True, data_key="valueMinor"
+    )
     currency = currency_code("The operator currency.")
 
 
 class ReelSchema(Schema):
-    reelIndex = fields.Integer(
-        required=True, metadata={"description": "Position of the reel.", "example": 0}
+    reel_index = fields.Integer(
+        required=True,
+        data_key="reelIndex",
+        metadata={"description": "Position of the reel.", "example": 0},
     )
-    boxVersionId = fields.Integer(
-        required=True, metadata={"description": "The box version played.", "example": 1}
+    box_version_id = fields.Integer(
+        required=True,
+        data_key="boxVersionId",
+        metadata={"description": "The box version played.", "example": 1},
     )
-    priceMinor = minor_units("The box's price, in the operator currency.", 500, required=True)
+    price_minor = minor_units(
+        "The box's price, in the operator currency.", 500, required=True, data_key="priceMinor"
+    )
     prize = fields.Nested(
         PrizeSchema,
         required=True,
@@ -277,8 +346,9 @@ class ReelSchema(Schema):
 
 
 class RoundSchema(Schema):
-    publicId = fields.String(
+    public_id = fields.String(
         required=True,
+        data_key="publicId",
         metadata={"description": "The round's public id.", "example": EXAMPLE_ROUND_ID},
     )
     status = one_of(
@@ -290,16 +360,20 @@ class RoundSchema(Schema):
         required=True,
     )
     mode = one_of(PURCHASE_MODES, "How it was bought.", "open", required=True)
-    betMinor = minor_units("What the player paid, in `currency`.", 500, required=True)
-    payoutMinor = minor_units(
+    bet_minor = minor_units(
+        "What the player paid, in `currency`.", 500, required=True, data_key="betMinor"
+    )
+    payout_minor = minor_units(
         "Value of the prizes won, converted to `currency`; null until opened.",
         400,
         required=True,
         allow_none=True,
+        data_key="payoutMinor",
     )
     currency = currency_code("The currency the round was paid in.")
-    createdAt = UtcTimestamp(
+    created_at = UtcTimestamp(
         required=True,
+        data_key="createdAt",
         metadata={
             "description": "When the round was bought (ISO 8601 UTC).",
             "example": "2026-11-21T10:00:00.123456Z",
@@ -313,25 +387,33 @@ class RoundSchema(Schema):
 
 
 class WonItemSchema(Schema):
-    inventoryItemId = fields.Integer(
+    inventory_item_id = fields.Integer(
         required=True,
+        data_key="inventoryItemId",
         metadata={"description": "The new inventory item: cash it out with this.", "example": 88},
     )
-    itemId = fields.Integer(required=True, metadata={"description": "The prize.", "example": 12})
-    reelIndex = fields.Integer(
-        required=True, metadata={"description": "The reel that drew it.", "example": 0}
+    item_id = fields.Integer(
+        required=True, data_key="itemId", metadata={"description": "The prize.", "example": 12}
+    )
+    reel_index = fields.Integer(
+        required=True,
+        data_key="reelIndex",
+        metadata={"description": "The reel that drew it.", "example": 0},
     )
     name = fields.String(
         required=True, metadata={"description": "Its name.", "example": "Gold Coin"}
     )
-    valueMinor = minor_units("Its value, in `currency`.", 400, required=True)
+    value_minor = minor_units(
+        "Its value, in `currency`.", 400, required=True, data_key="valueMinor"
+    )
     currency = currency_code("The operator currency.")
-    cashbackMinor = minor_units(
+    cashback_minor = minor_units(
         "What a cashout would credit right now, in the operator currency (before"
         " conversion); null if no rule allows cashback.",
         320,
         required=True,
         allow_none=True,
+        data_key="cashbackMinor",
     )
     state = one_of(
         ITEM_STATES, "The item's state; a new item is `unresolved`.", "unresolved", required=True
@@ -339,17 +421,26 @@ class WonItemSchema(Schema):
 
 
 class RoundResponseSchema(Schema):
-    round = fields.Nested(RoundSchema, required=True, metadata={"description": "The round."})
-    wonItems = fields.List(
+    round = Inline(RoundSchema, required=True, metadata={"description": "The round."})
+    won_items = fields.List(
         fields.Nested(WonItemSchema),
         required=True,
+        data_key="wonItems",
         metadata={"description": "The inventory items the opening created; empty until opened."},
     )
-    balanceAfterMinor = minor_units(BALANCE_AFTER, 99500, required=True, allow_none=True)
+    balance_after_minor = balance_after(99500)
 
 
 class HealthSchema(Schema):
     status = one_of(["ok"], "Always `ok`: the key and the clock are right.", "ok", required=True)
+    time = UtcTimestamp(
+        required=True,
+        metadata={
+            "description": "The server's time (ISO 8601 UTC): compare with yours to check"
+            " the clock your `X-Timestamp` comes from.",
+            "example": "2026-11-21T10:00:00.123456Z",
+        },
+    )
 
 
 PURCHASE_REQUEST_EXAMPLE = {
@@ -404,4 +495,4 @@ OPENED_ROUND_EXAMPLE = {
     "balanceAfterMinor": 99500,
 }
 OPEN_REQUEST_EXAMPLE = {"playerExternalId": "u_8431", "roundPublicId": EXAMPLE_ROUND_ID}
-HEALTH_EXAMPLE = {"status": "ok"}
+HEALTH_EXAMPLE = {"status": "ok", "time": "2026-11-21T10:00:00.123456Z"}

@@ -350,8 +350,8 @@ class ServiceHarness:
         """A purchase through the real use case (one debit on the fake wallet)."""
         return purchase(
             self.ctx,
+            self.authenticated(operator),
             Purchase(
-                operator=self.authenticated(operator),
                 player_external_id=player,
                 mode=mode,
                 client_action_id=client_action_id or f"act-{next(_action_ids)}",
@@ -411,14 +411,15 @@ def _render(result: Any) -> str:
     return body
 
 
-def keyed_request(endpoint: str, key: str, command: Any, request_id: str = "req") -> KeyedRequest:
+def keyed_request(
+    endpoint: str, key: str, operator: Operator, command: Any, request_id: str = "req"
+) -> KeyedRequest:
     fields = asdict(command)
-    operator = fields.pop("operator")
     fields.pop("idempotency_key", None)
     if "currency" in fields:
-        fields["currency"] = fields["currency"] or operator["currency"]
+        fields["currency"] = fields["currency"] or operator.currency
     return KeyedRequest(
-        operator_id=operator["id"],
+        operator_id=operator.id,
         key=key,
         endpoint=endpoint,
         fingerprint=fingerprint(endpoint, {k: repr(v) for k, v in fields.items()}),
@@ -430,26 +431,30 @@ def _result(answer: Answer) -> Any:
     return _RESULTS[answer.body]
 
 
-def cash_out(ctx: ServiceContext, cmd: CashOut) -> CashoutResult:
-    request = keyed_request("cashout", cmd.idempotency_key, cmd)
-    result: CashoutResult = _result(cashout_service.cash_out(ctx, cmd, request, _render))
+def cash_out(ctx: ServiceContext, operator: Operator, cmd: CashOut) -> CashoutResult:
+    request = keyed_request("cashout", cmd.idempotency_key, operator, cmd)
+    answer = cashout_service.cash_out(ctx, operator, cmd, request, _render)
+    result: CashoutResult = _result(answer)
     return result
 
 
-def cancel_round(ctx: ServiceContext, cmd: CancelRound) -> CancelResult:
-    request = keyed_request("cancel", cmd.idempotency_key, cmd)
-    result: CancelResult = _result(cancel_service.cancel_round(ctx, cmd, request, _render))
+def cancel_round(ctx: ServiceContext, operator: Operator, cmd: CancelRound) -> CancelResult:
+    request = keyed_request("cancel", cmd.idempotency_key, operator, cmd)
+    answer = cancel_service.cancel_round(ctx, operator, cmd, request, _render)
+    result: CancelResult = _result(answer)
     return result
 
 
-def purchase(ctx: ServiceContext, cmd: Purchase) -> RoundOutcome:
+def purchase(ctx: ServiceContext, operator: Operator, cmd: Purchase) -> RoundOutcome:
     key = purchase_key(cmd.player_external_id, cmd.client_action_id)
-    request = keyed_request("purchase", key, cmd)
-    result: RoundOutcome = _result(purchase_service.purchase(ctx, cmd, request, _render))
+    request = keyed_request("purchase", key, operator, cmd)
+    answer = purchase_service.purchase(ctx, operator, cmd, request, _render)
+    result: RoundOutcome = _result(answer)
     return result
 
 
-def open_round(ctx: ServiceContext, cmd: OpenRound) -> RoundOutcome:
-    request = keyed_request("open", cmd.idempotency_key, cmd)
-    result: RoundOutcome = _result(opening.open_round(ctx, cmd, request, _render))
+def open_round(ctx: ServiceContext, operator: Operator, cmd: OpenRound) -> RoundOutcome:
+    request = keyed_request("open", cmd.idempotency_key, operator, cmd)
+    answer = opening.open_round(ctx, operator, cmd, request, _render)
+    result: RoundOutcome = _result(answer)
     return result

@@ -19,47 +19,20 @@ from schemas.s2s import ErrorSchema
 
 log = logging.getLogger("lootbox.api")
 
-STATUS: dict[type[e.LootboxError], int] = {
-    e.AuthenticationError: 401,
-    e.ValidationFailed: 400,
-    e.UnsupportedMediaType: 415,
-    e.NotFound: 404,
-    e.CashbackNotAvailable: 422,
-    e.CurrencyNotSupported: 422,
-    e.InvalidCatalog: 422,
-    e.RoundNotRefundable: 409,
-    e.RoundNotHeld: 409,
-    e.BoxNotPlayable: 409,
-    e.OperatorExists: 409,
-    e.RefundNotAllowed: 403,
-    e.IdempotencyKeyReused: 422,
-    e.IdempotencyKeyInUse: 409,
-    e.WalletRefused: 422,
-    e.WalletUnavailable: 503,
-    e.ServiceUnavailable: 503,
-}
-
 WEBARGS_PLACES = {"json", "query"}
 
+# Werkzeug's HTTP errors (routing, size limit, content type) in our envelope: the codes of
+# the classes that document them, and generic codes for the statuses nothing documents.
 HTTP_CODES = {
-    400: "VALIDATION_ERROR",
     401: "UNAUTHORIZED",
     403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
     429: "TOO_MANY_REQUESTS",
+    **{
+        cls.status: cls.code
+        for cls in (e.ValidationFailed, e.NotFound, e.PayloadTooLarge, e.UnsupportedMediaType)
+    },
+    405: "METHOD_NOT_ALLOWED",
 }
-
-
-def status_for(exc: e.LootboxError) -> int:
-    if isinstance(exc, e.WalletRefused) and exc.code == "PLAYER_BLOCKED":
-        return 403
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
 
 
 def outcome_for(exc: e.LootboxError) -> str:
@@ -72,7 +45,7 @@ def outcome_for(exc: e.LootboxError) -> str:
         return "refused"
     if isinstance(exc, e.WalletUnavailable | e.ServiceUnavailable):
         return "unavailable"
-    return "rejected" if status_for(exc) < 500 else "error"
+    return "rejected" if exc.status < 500 else "error"
 
 
 def error_response(
@@ -97,7 +70,7 @@ def handle_lootbox_error(exc: e.LootboxError) -> Response:
     headers = {}
     if isinstance(exc, e.IdempotencyKeyInUse):
         headers["Retry-After"] = str(exc.retry_after_seconds)
-    status = status_for(exc)
+    status = exc.status
     note_outcome(outcome_for(exc))
     if status >= 500:
         log.warning("%s: %s", exc.code, exc.message, exc_info=exc.__cause__ is not None)

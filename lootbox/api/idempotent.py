@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from flask import Response, current_app, g
 from marshmallow import Schema
@@ -16,36 +16,42 @@ from lootbox.domain.records import Operator
 from lootbox.idempotency.fingerprint import fingerprint
 from lootbox.ports import Answer, KeyedRequest
 
-Normalizer = Callable[[dict[str, Any], Operator], dict[str, Any]]
-KeyOf = Callable[[dict[str, Any]], str]
-MoneyView = Callable[[dict[str, Any], KeyedRequest], Answer]
+
+class KeyedCommand(Protocol):
+    """A money command: its request schema loaded it, key included."""
+
+    @property
+    def idempotency_key(self) -> str: ...
+
+
+C = TypeVar("C", bound=KeyedCommand)
 
 
 def idempotent(
-    endpoint: str, key_of: KeyOf, normalize: Normalizer
-) -> Callable[[MoneyView], Callable[[dict[str, Any]], Response]]:
-    """Run a money view once per key: the view gets its ``KeyedRequest`` (the use case
-    claims it in the database and stores the answer) and returns the ``Answer``.
+    endpoint: str, normalize: Callable[[C, Operator], dict[str, Any]]
+) -> Callable[[Callable[[C, KeyedRequest], Answer]], Callable[[C], Response]]:
+    """Run a money view once per key: the view gets its command and its ``KeyedRequest``
+    (the use case claims it in the database and stores the answer) and returns the
+    ``Answer``.
 
     ``normalize`` gives the request after defaults and without the key: that, with the
     endpoint, is the fingerprint. A replay is the exact bytes sent the first time.
     """
 
-    def decorator(view: MoneyView) -> Callable[[dict[str, Any]], Response]:
+    def decorator(view: Callable[[C, KeyedRequest], Answer]) -> Callable[[C], Response]:
         @wraps(view)
-        def wrapper(args: dict[str, Any]) -> Response:
+        def wrapper(command: C) -> Response:
             operator: Operator = g.operator
-            key = key_of(args)
             # Before the guard runs, so that an in-use or mismatch line names the key too.
-            note_idempotency_key(key)
+            note_idempotency_key(command.idempotency_key)
             request = KeyedRequest(
                 operator_id=operator.id,
-                key=key,
+                key=command.idempotency_key,
                 endpoint=endpoint,
-                fingerprint=fingerprint(endpoint, normalize(args, operator)),
+                fingerprint=fingerprint(endpoint, normalize(command, operator)),
                 request_id=current_request_id(),
             )
-            answer = container().guard.run(request, lambda: view(args, request))
+            answer = container().guard.run(request, lambda: view(command, request))
             note_outcome(answer.outcome)  # errors are reported by the error handlers
             response = current_app.response_class(
                 answer.body, status=answer.status, mimetype="application/json"

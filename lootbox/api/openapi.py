@@ -6,22 +6,21 @@ requests. What the schemas cannot say lives here, once:
 * ``signed_operation(blp, operation_id, *errors)``: the HMAC security requirement and the
   error answers of one signed S2S operation: each status with the exact codes it can carry
   (narrowed in its schema), when each happens, and an example body per code;
-* ``document_errors(blp, errors)``: the same for any operation, without the signature;
+* ``document_errors(blp, *errors)``: the same for any operation, without the signature;
 * ``ConventionsPlugin``: what holds for every operation of the app (``X-Request-Id`` on
   every answer; no catch-all ``default`` answer, so that a status nobody documented is a
   spec violation, not "documented" by accident), and the security schemes;
 * ``spec_kwargs()``: the document's info, servers and the plugin, for ``LootboxApi``.
 
-Every code named here must be one this service really answers (``lootbox.domain.errors``,
-the HTTP-level codes of ``lootbox.api.errors``, or a wallet's refusal passed through):
-``CODES`` lists each with when it happens, and an unknown code is an error at import time.
+A view declares the exception classes it can raise; each class carries its code, status,
+title and when it happens (``lootbox.domain.errors``), so the document cannot name a code
+the service does not have, nor describe one differently from the error it answers.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from apispec import APISpec, BasePlugin
@@ -34,200 +33,75 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # --- the error codes ---------------------------------------------------------------------
 
+ErrorClass = type[e.LootboxError]
+# Errors a view declares: classes, or groups of them (``SIGNED_ERRORS`` and the like).
+Declared = ErrorClass | Iterable[ErrorClass]
 
-@dataclass(frozen=True)
-class ErrorCode:
-    """One code callers may branch on: what it means, when it happens, and an answer that
-    carries it (the message is the service's own)."""
-
-    code: str
-    title: str
-    when: str
-    message: str
-    details: dict[str, Any] | None = None
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details:
-            error["details"] = self.details
-        return {"error": error}
-
-
-def _domain(exc: type[e.LootboxError], title: str, when: str) -> ErrorCode:
-    """A code raised as ``exc``: its code and message are the exception's own."""
-    return ErrorCode(exc.code, title, when, exc.default_message)
-
-
-# A refusal by the operator's wallet, passed through: not one code but any the wallet uses.
+# A refusal by the operator's wallet is not one code but any the wallet uses
+# (``WalletRefused``): the document names it so, with a pattern instead of an enum.
 WALLET_REFUSAL = "<wallet's code>"
 WALLET_CODE_PATTERN = "^[A-Z0-9_]{1,64}$"
-
-CODES: dict[str, ErrorCode] = {
-    c.code: c
-    for c in (
-        ErrorCode(
-            "VALIDATION_ERROR",
-            "Invalid input",
-            "malformed JSON, a wrong type, a missing required field, an unknown field, a"
-            " value out of range, a bad currency or idempotency key; `details.fields` says"
-            " which field and why. Nothing was executed.",
-            "request is invalid",
-            details={"fields": {"inventoryItemId": ["Missing data for required field."]}},
-        ),
-        _domain(
-            e.MissingHeaders,
-            "A signing header is missing",
-            "`X-Key-Id`, `X-Timestamp` or `X-Signature` is missing.",
-        ),
-        _domain(
-            e.InvalidSignature,
-            "Unknown or revoked key, or wrong signature",
-            "the key id is unknown or revoked, or the signature does not match the request"
-            " (the cases are not told apart).",
-        ),
-        _domain(
-            e.TimestampSkew,
-            "Timestamp too far from the server's clock",
-            "`X-Timestamp` is not Unix seconds, or is more than 300 s (configurable) from the"
-            " server's clock.",
-        ),
-        ErrorCode(
-            "PAYLOAD_TOO_LARGE",
-            "Body over the size limit",
-            "the body is over the size limit (1 MiB by default, `MAX_CONTENT_LENGTH`).",
-            "The data value transmitted exceeds the capacity limit.",
-        ),
-        _domain(
-            e.UnsupportedMediaType,
-            "Body is not JSON",
-            "the body is not sent as `Content-Type: application/json`.",
-        ),
-        _domain(
-            e.InventoryItemNotFound,
-            "No such item",
-            "no such item for this operator, or it belongs to another player (the two are not"
-            " told apart).",
-        ),
-        _domain(
-            e.RoundNotFound,
-            "No such round",
-            "no such round for this operator, or it belongs to another player (the two are not"
-            " told apart).",
-        ),
-        _domain(
-            e.UnknownBox,
-            "Unknown box version",
-            "a `boxVersionId` does not exist in this operator's catalog.",
-        ),
-        _domain(
-            e.CashbackNotAvailable,
-            "The item cannot be cashed back",
-            "the item is not `unresolved` (already cashed back, shipped, ...), cashback is"
-            " disabled for the operator or box, no rule gives a rate, the operator has no FX"
-            " rate for `currency`, or the value rounds to zero.",
-        ),
-        _domain(
-            e.CurrencyNotSupported,
-            "No rate for this currency",
-            "the operator has no FX rate for `currency`, or the price converts to nothing in it.",
-        ),
-        _domain(
-            e.RoundNotRefundable,
-            "The round is not held",
-            "the round is not `held`: opened, bought with atomic open, already refunded, or"
-            " voided.",
-        ),
-        _domain(
-            e.RoundNotHeld,
-            "The round is not held",
-            "the round is not `held`: already opened, refunded or voided.",
-        ),
-        _domain(
-            e.BoxNotPlayable,
-            "Box version not playable",
-            "a box version is superseded or inactive.",
-        ),
-        _domain(
-            e.RefundNotAllowed,
-            "Refunds disabled",
-            "the operator's or a box's policy forbids refunds.",
-        ),
-        _domain(
-            e.IdempotencyKeyReused,
-            "Key already used for another request",
-            "this idempotency key (or `clientActionId`) was already used with a different"
-            " request. Nothing was executed; use a new key for a new request.",
-        ),
-        _domain(
-            e.IdempotencyKeyInUse,
-            "Still running: retry shortly",
-            "a request with the same key, or another money operation on the same item or"
-            " round, is still running. Retry after `Retry-After` seconds with the same key:"
-            " you get its answer.",
-        ),
-        _domain(
-            e.WalletUnavailable,
-            "Wallet outcome unknown: retry",
-            "the wallet gave no definite answer (unreachable, timeout, 5xx, unintelligible)."
-            " The operation stays pending; retry (any key) and the same wallet call is"
-            " re-sent with its original key and amount.",
-        ),
-        _domain(
-            e.ServiceUnavailable,
-            "Storage unavailable: retry",
-            "this service's own storage failed; nothing was half-written. Retry with the same key.",
-        ),
-        ErrorCode(
-            "PLAYER_BLOCKED",
-            "The wallet refused: player blocked",
-            "the wallet refused because the player is blocked (its code, passed through)."
-            " Nothing changed.",
-            "player is blocked",
-        ),
-        ErrorCode(
-            WALLET_REFUSAL,
-            "The wallet refused",
-            "the wallet refused the operation: its own code (`[A-Z0-9_]{1,64}`, e.g."
-            " `INSUFFICIENT_FUNDS`) and message passed through verbatim, or `WALLET_REFUSED`"
-            " if its code is not of that form. No money moved; the item or round is as"
-            " before and the caller may retry.",
-            "insufficient funds",
-        ),
-    )
-}
 # How a wallet refusal looks in the examples: a typical code, and the fallback.
 WALLET_EXAMPLES = (
-    ErrorCode(
-        "INSUFFICIENT_FUNDS", "The wallet refused, with its own code", "", "insufficient funds"
-    ),
-    ErrorCode(
+    ("INSUFFICIENT_FUNDS", "The wallet refused, with its own code", "insufficient funds"),
+    (
         e.WalletRefused.code,
         "The wallet refused, with a code not of the form [A-Z0-9_]{1,64}",
-        "",
-        "The wallet refused the operation.",
+        e.WalletRefused.default_message,
     ),
 )
+# Example ``details`` of the codes that carry some.
+EXAMPLE_DETAILS: dict[ErrorClass, dict[str, Any]] = {
+    e.ValidationFailed: {"fields": {"inventoryItemId": ["Missing data for required field."]}},
+}
 
 # Every signed S2S operation can answer these: the signature is checked (over the raw
 # body, which is read first) before anything else, and the key is looked up in the
 # database.
-SIGNED_ERRORS: dict[int, list[str]] = {
-    401: ["MISSING_HEADERS", "INVALID_SIGNATURE", "TIMESTAMP_SKEW"],
-    413: ["PAYLOAD_TOO_LARGE"],
-    503: ["SERVICE_UNAVAILABLE"],
-}
+SIGNED_ERRORS: tuple[ErrorClass, ...] = (
+    e.MissingHeaders,
+    e.InvalidSignature,
+    e.TimestampSkew,
+    e.PayloadTooLarge,
+    e.ServiceUnavailable,
+)
 # Operations with a JSON body (validated by its schema).
-JSON_BODY_ERRORS: dict[int, list[str]] = {
-    400: ["VALIDATION_ERROR"],
-    415: ["UNSUPPORTED_MEDIA_TYPE"],
-}
+JSON_BODY_ERRORS: tuple[ErrorClass, ...] = (e.ValidationFailed, e.UnsupportedMediaType)
 # Operations with query parameters (validated by their schema).
-QUERY_ERRORS: dict[int, list[str]] = {400: ["VALIDATION_ERROR"]}
+QUERY_ERRORS: tuple[ErrorClass, ...] = (e.ValidationFailed,)
 # Operations behind ``@idempotent`` (lootbox.api.idempotent).
-IDEMPOTENT_ERRORS: dict[int, list[str]] = {
-    409: ["IDEMPOTENCY_KEY_IN_USE"],
-    422: ["IDEMPOTENCY_KEY_REUSED"],
-}
+IDEMPOTENT_ERRORS: tuple[ErrorClass, ...] = (e.IdempotencyKeyInUse, e.IdempotencyKeyReused)
+# Operations that call the operator's wallet.
+WALLET_ERRORS: tuple[ErrorClass, ...] = (e.PlayerBlocked, e.WalletRefused, e.WalletUnavailable)
+
+
+def _flatten(declared: Iterable[Declared]) -> list[ErrorClass]:
+    """The classes of ``declared`` in order, without repeats."""
+    classes: list[ErrorClass] = []
+    for item in declared:
+        if isinstance(item, dict):  # TRANSITIONAL: {status: [codes]}, until views declare classes
+            item = [_BY_CODE[code] for codes in item.values() for code in codes]
+        for cls in (item,) if isinstance(item, type) else item:
+            if cls not in classes:
+                classes.append(cls)
+    return classes
+
+
+def _tree(cls: ErrorClass) -> list[ErrorClass]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _tree(child))]
+
+
+_BY_CODE = {cls.code: cls for cls in reversed(_tree(e.LootboxError))}
+_BY_CODE[WALLET_REFUSAL] = e.WalletRefused
+
+
+def by_status(*declared: Declared) -> dict[int, list[ErrorClass]]:
+    """The declared classes grouped by the status each is answered with."""
+    grouped: dict[int, list[ErrorClass]] = {}
+    for cls in _flatten(declared):
+        grouped.setdefault(cls.status, []).append(cls)
+    return dict(sorted(grouped.items()))
+
 
 # --- headers -------------------------------------------------------------------------------
 
@@ -285,51 +159,54 @@ SIGNED: list[dict[str, list[str]]] = [{name: [] for name in SECURITY_SCHEMES}]
 # --- documenting operations ------------------------------------------------------------------
 
 
-def merge_errors(*maps: Mapping[int, Sequence[str]]) -> dict[int, list[str]]:
-    """One ``{status: [codes]}`` from several, codes in order and without repeats."""
-    merged: dict[int, list[str]] = {}
-    for errors in maps:
-        for status, codes in errors.items():
-            known = merged.setdefault(status, [])
-            known.extend(code for code in codes if code not in known)
-    return merged
+def _code_name(cls: ErrorClass) -> str:
+    return WALLET_REFUSAL if cls is e.WalletRefused else cls.code
 
 
-def _code_schema(codes: Sequence[str]) -> dict[str, Any]:
-    named = [code for code in codes if code != WALLET_REFUSAL]
+def _code_schema(classes: Sequence[ErrorClass]) -> dict[str, Any]:
+    named = [cls.code for cls in classes if cls is not e.WalletRefused]
     listed = ", ".join(f"`{code}`" for code in named)
-    if WALLET_REFUSAL in codes:
+    if e.WalletRefused in classes:
         # Open-ended: the named codes, or whatever the wallet refused with (except what
         # has its own status).
-        wallet = {"pattern": WALLET_CODE_PATTERN, "not": {"enum": ["PLAYER_BLOCKED"]}}
+        wallet = {"pattern": WALLET_CODE_PATTERN, "not": {"enum": [e.PlayerBlocked.code]}}
         return {
             "type": "string",
             "anyOf": [{"enum": named}, wallet] if named else [wallet],
             "description": f"At this status: {listed}, or the wallet's own refusal code.",
-            "example": named[0] if named else WALLET_EXAMPLES[0].code,
+            "example": named[0] if named else WALLET_EXAMPLES[0][0],
         }
     return {
         "type": "string",
-        "enum": list(codes),
+        "enum": named,
         "description": f"At this status: {listed}.",
-        "example": codes[0],
+        "example": named[0],
     }
 
 
-def _examples(codes: Sequence[str]) -> dict[str, Any]:
+def _example(code: str, summary: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"summary": summary, "value": {"error": error}}
+
+
+def _examples(classes: Sequence[ErrorClass]) -> dict[str, Any]:
     examples: dict[str, Any] = {}
-    for code in codes:
-        for one in WALLET_EXAMPLES if code == WALLET_REFUSAL else (CODES[code],):
-            examples[one.code] = {"summary": one.title, "value": one.body()}
+    for cls in classes:
+        if cls is e.WalletRefused:
+            for code, summary, message in WALLET_EXAMPLES:
+                examples[code] = _example(code, summary, message)
+        else:
+            examples[cls.code] = _example(
+                cls.code, cls.title, cls.default_message, EXAMPLE_DETAILS.get(cls)
+            )
     return examples
 
 
-def error_response(status: int, codes: Sequence[str]) -> dict[str, Any]:
-    """The alt_response arguments documenting ``status`` answered with ``codes``."""
-    unknown = [code for code in codes if code not in CODES]
-    if unknown:
-        raise ValueError(f"{status}: undocumented error codes {unknown}: add them to CODES")
-    lines = "\n".join(f"- `{code}`: {CODES[code].title}: {CODES[code].when}" for code in codes)
+def error_response(classes: Sequence[ErrorClass]) -> dict[str, Any]:
+    """The alt_response arguments documenting one status answered with ``classes``."""
+    lines = "\n".join(f"- `{_code_name(cls)}`: {cls.title}: {cls.when}" for cls in classes)
     kwargs: dict[str, Any] = {
         "description": f"Error envelope with `error.code` one of:\n\n{lines}",
         "schema": {
@@ -341,39 +218,38 @@ def error_response(status: int, codes: Sequence[str]) -> dict[str, Any]:
                         "error": {
                             "type": "object",
                             "description": "The codes this status can carry.",
-                            "properties": {"code": _code_schema(codes)},
+                            "properties": {"code": _code_schema(classes)},
                         }
                     },
                 },
             ]
         },
-        "examples": _examples(codes),
+        "examples": _examples(classes),
     }
-    if "IDEMPOTENCY_KEY_IN_USE" in codes:
+    if e.IdempotencyKeyInUse in classes:
         kwargs["headers"] = {
-            "Retry-After": {**RETRY_AFTER, "required": set(codes) == {"IDEMPOTENCY_KEY_IN_USE"}}
+            "Retry-After": {**RETRY_AFTER, "required": list(classes) == [e.IdempotencyKeyInUse]}
         }
     return kwargs
 
 
-def document_errors(blp: Blueprint, errors: Mapping[int, Sequence[str]]) -> Callable[[F], F]:
-    """Document each ``status: [codes]`` of ``errors`` as an answer of the decorated view."""
+def document_errors(blp: Blueprint, *declared: Declared) -> Callable[[F], F]:
+    """Document the declared error classes as answers of the decorated view, one answer
+    per status."""
 
     def decorator(view: F) -> F:
-        for status, codes in sorted(errors.items()):
-            view = blp.alt_response(status, **error_response(status, codes))(view)
+        for status, classes in by_status(*declared).items():
+            view = blp.alt_response(status, **error_response(classes))(view)
         return view
 
     return decorator
 
 
-def signed_operation(
-    blp: Blueprint, operation_id: str, *errors: Mapping[int, Sequence[str]]
-) -> Callable[[F], F]:
+def signed_operation(blp: Blueprint, operation_id: str, *declared: Declared) -> Callable[[F], F]:
     """A signed S2S operation: its id, the HMAC security requirement, and its error answers
-    (``SIGNED_ERRORS`` plus ``errors``: e.g. ``JSON_BODY_ERRORS``, ``IDEMPOTENT_ERRORS``
-    and the operation's own ``{404: ["INVENTORY_ITEM_NOT_FOUND"], ...}``)."""
-    documented = document_errors(blp, merge_errors(SIGNED_ERRORS, *errors))
+    (``SIGNED_ERRORS`` plus the declared classes: e.g. ``JSON_BODY_ERRORS``,
+    ``IDEMPOTENT_ERRORS`` and the operation's own ``e.InventoryItemNotFound``)."""
+    documented = document_errors(blp, SIGNED_ERRORS, *declared)
     described = blp.doc(operationId=operation_id, security=SIGNED)
 
     def decorator(view: F) -> F:
@@ -503,18 +379,18 @@ def spec_kwargs() -> dict[str, Any]:
 
 
 __all__ = [
-    "CODES",
     "IDEMPOTENT_ERRORS",
     "JSON_BODY_ERRORS",
     "QUERY_ERRORS",
     "REPLAYABLE",
     "SIGNED",
     "SIGNED_ERRORS",
+    "WALLET_ERRORS",
     "WALLET_REFUSAL",
     "ConventionsPlugin",
+    "by_status",
     "document_errors",
     "error_response",
-    "merge_errors",
     "signed_operation",
     "spec_kwargs",
 ]

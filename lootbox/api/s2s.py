@@ -6,7 +6,10 @@ error code per status) is declared next to it; the machinery is ``lootbox.api.op
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
 
 from flask import g
 from flask_smorest import Blueprint
@@ -17,18 +20,17 @@ from lootbox.api.openapi import (
     IDEMPOTENT_ERRORS,
     JSON_BODY_ERRORS,
     REPLAYABLE,
-    WALLET_REFUSAL,
+    WALLET_ERRORS,
     signed_operation,
 )
 from lootbox.container import container
+from lootbox.domain import errors as e
 from lootbox.domain.records import Operator
-from lootbox.domain.states import PurchaseMode
 from lootbox.ports import Answer, KeyedRequest
-from lootbox.services.cancel import CancelResult, CancelRound, cancel_round, default_cancel_key
-from lootbox.services.cashout import CashOut, CashoutResult, cash_out, default_cashout_key
-from lootbox.services.opening import OpenRound, default_open_key, open_round
-from lootbox.services.purchase import Purchase, ReelPick, purchase, purchase_key
-from lootbox.services.rounds import RoundOutcome
+from lootbox.services.cancel import CancelRound, cancel_round
+from lootbox.services.cashout import CashOut, cash_out
+from lootbox.services.opening import OpenRound, open_round
+from lootbox.services.purchase import Purchase, purchase
 from schemas.s2s import (
     CANCEL_REQUEST_EXAMPLE,
     CANCEL_RESPONSE_EXAMPLE,
@@ -61,8 +63,6 @@ blp = Blueprint(
 
 blp.before_request(authenticate_s2s_request)
 
-# A refusal by the wallet: its own code at 422, PLAYER_BLOCKED at 403 (lootbox.api.errors).
-WALLET_ERRORS = {403: ["PLAYER_BLOCKED"], 422: [WALLET_REFUSAL], 503: ["WALLET_UNAVAILABLE"]}
 JSON_BODY = "A JSON object; unknown fields are rejected (400 `VALIDATION_ERROR`)."
 
 # Where the ids a purchase answers with go next (OpenAPI links of its 200 answer).
@@ -94,15 +94,11 @@ PURCHASE_LINKS = {
 # --- cashout ---------------------------------------------------------------------------
 
 
-def _cashout_key(args: dict[str, Any]) -> str:
-    return args["idempotencyKey"] or default_cashout_key(args["inventoryItemId"])
-
-
-def _cashout_request(args: dict[str, Any], operator: Operator) -> dict[str, Any]:
+def _cashout_request(cmd: CashOut, operator: Operator) -> dict[str, Any]:
     return {
-        "playerExternalId": args["playerExternalId"],
-        "inventoryItemId": args["inventoryItemId"],
-        "currency": args["currency"] or operator.currency,
+        "playerExternalId": cmd.player_external_id,
+        "inventoryItemId": cmd.inventory_item_id,
+        "currency": cmd.currency or operator.currency,
     }
 
 
@@ -120,11 +116,12 @@ def _cashout_request(args: dict[str, Any], operator: Operator) -> dict[str, Any]
     "cashout",
     JSON_BODY_ERRORS,
     IDEMPOTENT_ERRORS,
-    {404: ["INVENTORY_ITEM_NOT_FOUND"], 422: ["CASHBACK_NOT_AVAILABLE"]},
+    e.InventoryItemNotFound,
+    e.CashbackNotAvailable,
     WALLET_ERRORS,
 )
-@idempotent("cashout", _cashout_key, _cashout_request)
-def cashout(args: dict[str, Any], request: KeyedRequest) -> Answer:
+@idempotent("cashout", _cashout_request)
+def cashout(cmd: CashOut, request: KeyedRequest) -> Answer:
     """Cash out a won inventory item into the player's wallet.
 
     Converts a won, `unresolved` inventory item into wallet credit: one `wallet.credit` of
@@ -137,41 +134,18 @@ def cashout(args: dict[str, Any], request: KeyedRequest) -> Answer:
     most once, whatever keys are sent. On a refusal or `WALLET_UNAVAILABLE` the item stays
     `unresolved` and the caller may retry.
     """
-    return cash_out(
-        container().services,
-        CashOut(
-            operator=g.operator,
-            player_external_id=args["playerExternalId"],
-            inventory_item_id=args["inventoryItemId"],
-            currency=args["currency"],
-            idempotency_key=request.key,
-        ),
-        request,
-        lambda result: render_json(CashoutResponseSchema(), cashout_body(result)),
-    )
-
-
-def cashout_body(result: CashoutResult) -> dict[str, Any]:
-    return {
-        "item": {
-            "inventoryItemId": result.inventory_item_id,
-            "state": result.state,
-            "cashbackMinor": result.cashback_minor,
-            "currency": result.currency,
-        },
-        "balanceAfterMinor": result.balance_after_minor,
-    }
+    render = partial(render_json, CashoutResponseSchema())
+    return cash_out(container().services, g.operator, cmd, request, render)
 
 
 # --- cancel -----------------------------------------------------------------------------
 
 
-def _cancel_key(args: dict[str, Any]) -> str:
-    return args["idempotencyKey"] or default_cancel_key(args["roundPublicId"])
+RoundCommand = TypeVar("RoundCommand", CancelRound, OpenRound)
 
 
-def _round_request(args: dict[str, Any], _operator: Operator) -> dict[str, Any]:
-    return {"playerExternalId": args["playerExternalId"], "roundPublicId": args["roundPublicId"]}
+def _round_request(cmd: RoundCommand, _operator: Operator) -> dict[str, Any]:
+    return {"playerExternalId": cmd.player_external_id, "roundPublicId": cmd.round_public_id}
 
 
 @blp.route("/cancel", methods=["POST"])
@@ -188,15 +162,13 @@ def _round_request(args: dict[str, Any], _operator: Operator) -> dict[str, Any]:
     "cancel",
     JSON_BODY_ERRORS,
     IDEMPOTENT_ERRORS,
-    {
-        404: ["ROUND_NOT_FOUND"],
-        409: ["ROUND_NOT_REFUNDABLE"],
-        403: ["REFUND_NOT_ALLOWED"],
-    },
+    e.RoundNotFound,
+    e.RoundNotRefundable,
+    e.RefundNotAllowed,
     WALLET_ERRORS,
 )
-@idempotent("cancel", _cancel_key, _round_request)
-def cancel(args: dict[str, Any], request: KeyedRequest) -> Answer:
+@idempotent("cancel", _round_request)
+def cancel(cmd: CancelRound, request: KeyedRequest) -> Answer:
     """Refund a held (pre-paid, unopened) box.
 
     Reverses a `prepay` purchase: one `wallet.credit` of the original amount in the
@@ -207,48 +179,21 @@ def cancel(args: dict[str, Any], request: KeyedRequest) -> Answer:
     once, whatever keys are sent. On a refusal or `WALLET_UNAVAILABLE` the round stays
     `held`.
     """
-    return cancel_round(
-        container().services,
-        CancelRound(
-            operator=g.operator,
-            player_external_id=args["playerExternalId"],
-            round_public_id=args["roundPublicId"],
-            idempotency_key=request.key,
-        ),
-        request,
-        lambda result: render_json(CancelResponseSchema(), cancel_body(result)),
-    )
-
-
-def cancel_body(result: CancelResult) -> dict[str, Any]:
-    return {
-        "round": {
-            "publicId": result.round_public_id,
-            "status": result.status,
-            "refundedMinor": result.refunded_minor,
-            "currency": result.currency,
-        },
-        "balanceAfterMinor": result.balance_after_minor,
-    }
+    render = partial(render_json, CancelResponseSchema())
+    return cancel_round(container().services, g.operator, cmd, request, render)
 
 
 # --- purchase and open ------------------------------------------------------------------------
 
 
-def _purchase_key(args: dict[str, Any]) -> str:
-    return purchase_key(args["playerExternalId"], args["clientActionId"])
-
-
-def _purchase_request(args: dict[str, Any], operator: Operator) -> dict[str, Any]:
+def _purchase_request(cmd: Purchase, operator: Operator) -> dict[str, Any]:
     return {
-        "playerExternalId": args["playerExternalId"],
-        "gameKey": args["gameKey"],
-        "mode": args["mode"],
-        "clientActionId": args["clientActionId"],
-        "currency": args["currency"] or operator.currency,
-        "reels": sorted(
-            ([r["reelIndex"], r["boxVersionId"]] for r in args["reels"]), key=lambda r: r[0]
-        ),
+        "playerExternalId": cmd.player_external_id,
+        "gameKey": "mystery_box",
+        "mode": str(cmd.mode),
+        "clientActionId": cmd.client_action_id,
+        "currency": cmd.currency or operator.currency,
+        "reels": [[reel.reel_index, reel.box_version_id] for reel in cmd.reels],
     }
 
 
@@ -269,16 +214,14 @@ def _purchase_request(args: dict[str, Any], operator: Operator) -> dict[str, Any
     "purchase",
     JSON_BODY_ERRORS,
     IDEMPOTENT_ERRORS,
-    {
-        404: ["UNKNOWN_BOX"],
-        409: ["BOX_NOT_PLAYABLE"],
-        422: ["CURRENCY_NOT_SUPPORTED"],
-    },
+    e.UnknownBox,
+    e.BoxNotPlayable,
+    e.CurrencyNotSupported,
     WALLET_ERRORS,
 )
 @blp.doc(responses={200: {"links": PURCHASE_LINKS}})
-@idempotent("purchase", _purchase_key, _purchase_request)
-def purchase_view(args: dict[str, Any], request: KeyedRequest) -> Answer:
+@idempotent("purchase", _purchase_request)
+def purchase_view(cmd: Purchase, request: KeyedRequest) -> Answer:
     """Buy a box: open it at once (open) or hold it pre-paid (prepay).
 
     One `wallet.debit` for the total of all reels (converted to `currency` if given),
@@ -289,26 +232,8 @@ def purchase_view(args: dict[str, Any], request: KeyedRequest) -> Answer:
 
     The idempotency key is `clientActionId`, per player: retry with the same value.
     """
-    return purchase(
-        container().services,
-        Purchase(
-            operator=g.operator,
-            player_external_id=args["playerExternalId"],
-            mode=PurchaseMode(args["mode"]),
-            client_action_id=args["clientActionId"],
-            currency=args["currency"],
-            reels=tuple(
-                ReelPick(r["reelIndex"], r["boxVersionId"])
-                for r in sorted(args["reels"], key=lambda r: r["reelIndex"])
-            ),
-        ),
-        request,
-        _render_round,
-    )
-
-
-def _open_key(args: dict[str, Any]) -> str:
-    return args["idempotencyKey"] or default_open_key(args["roundPublicId"])
+    render = partial(render_json, RoundResponseSchema())
+    return purchase(container().services, g.operator, cmd, request, render)
 
 
 @blp.route("/open", methods=["POST"])
@@ -325,11 +250,13 @@ def _open_key(args: dict[str, Any]) -> str:
     "open",
     JSON_BODY_ERRORS,
     IDEMPOTENT_ERRORS,
-    {404: ["ROUND_NOT_FOUND"], 409: ["ROUND_NOT_HELD"], 503: ["WALLET_UNAVAILABLE"]},
+    e.RoundNotFound,
+    e.RoundNotHeld,
+    e.WalletUnavailable,
 )
 @blp.doc(responses={200: {"links": {"CashOutWonItem": _CASH_OUT_WON_ITEM}}})
-@idempotent("open", _open_key, _round_request)
-def open_view(args: dict[str, Any], request: KeyedRequest) -> Answer:
+@idempotent("open", _round_request)
+def open_view(cmd: OpenRound, request: KeyedRequest) -> Answer:
     """Open a held box (no wallet call).
 
     `held` → `settled`: one prize drawn per reel, `wonItems` created `unresolved`. No
@@ -339,79 +266,27 @@ def open_view(args: dict[str, Any], request: KeyedRequest) -> Answer:
 
     Default idempotency key: `open:round:<roundPublicId>`.
     """
-    return open_round(
-        container().services,
-        OpenRound(
-            operator=g.operator,
-            player_external_id=args["playerExternalId"],
-            round_public_id=args["roundPublicId"],
-            idempotency_key=request.key,
-        ),
-        request,
-        _render_round,
-    )
-
-
-def _render_round(outcome: RoundOutcome) -> str:
-    return render_json(RoundResponseSchema(), round_body(outcome))
-
-
-def round_body(outcome: RoundOutcome) -> dict[str, Any]:
-    return {
-        "round": {
-            "publicId": outcome.public_id,
-            "status": outcome.status,
-            "mode": outcome.mode,
-            "betMinor": outcome.bet_minor,
-            "payoutMinor": outcome.payout_minor,
-            "currency": outcome.currency,
-            "createdAt": outcome.created_at,
-            "reels": [
-                {
-                    "reelIndex": reel.reel_index,
-                    "boxVersionId": reel.box_version_id,
-                    "priceMinor": reel.price_minor,
-                    "prize": (
-                        {
-                            "itemId": reel.prize.item_id,
-                            "name": reel.prize.name,
-                            "valueMinor": reel.prize.value_minor,
-                            "currency": reel.prize.currency,
-                        }
-                        if reel.prize
-                        else None
-                    ),
-                }
-                for reel in outcome.reels
-            ],
-        },
-        "wonItems": [
-            {
-                "inventoryItemId": item.inventory_item_id,
-                "itemId": item.item_id,
-                "reelIndex": item.reel_index,
-                "name": item.name,
-                "valueMinor": item.value_minor,
-                "currency": item.currency,
-                "cashbackMinor": item.cashback_minor,
-                "state": item.state,
-            }
-            for item in outcome.won_items
-        ],
-        "balanceAfterMinor": outcome.balance_after_minor,
-    }
+    render = partial(render_json, RoundResponseSchema())
+    return open_round(container().services, g.operator, cmd, request, render)
 
 
 # --- health ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Health:
+    status: str
+    time: datetime
+
+
 @blp.route("/health", methods=["GET"])
 @blp.response(200, HealthSchema, description="The signature is valid.", example=HEALTH_EXAMPLE)
 @signed_operation(blp, "health")
-def health() -> dict[str, str]:
+def health() -> Health:
     """Signed liveness: proves the caller's key and clock are right.
 
     Sign it like any request: `GET`, path `/api/s2s/health`, the empty body. Nothing else
-    is touched; use it to check an integration's signing before moving money.
+    is touched; use it to check an integration's signing before moving money. `time` is
+    the server's clock, to compare with the one `X-Timestamp` comes from.
     """
-    return {"status": "ok"}
+    return Health("ok", container().services.clock.now())

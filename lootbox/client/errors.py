@@ -185,6 +185,7 @@ _BY_CODE: dict[str, type[LootboxApiError]] = {
     "BOX_NOT_PLAYABLE": ConflictError,
     "CASHBACK_NOT_AVAILABLE": BusinessRuleError,
     "CURRENCY_NOT_SUPPORTED": BusinessRuleError,
+    "UNSUPPORTED_CURRENCY": BusinessRuleError,
     "REFUND_NOT_ALLOWED": BusinessRuleError,
     "IDEMPOTENCY_KEY_IN_USE": IdempotencyKeyInUseError,
     "IDEMPOTENCY_KEY_REUSED": IdempotencyKeyReusedError,

@@ -10,8 +10,8 @@ from lootbox.domain.errors import (
     RefundNotAllowed,
     RoundNotFound,
     RoundNotRefundable,
-    WalletRefused,
     WalletUnavailable,
+    refusal,
 )
 from lootbox.domain.records import (
     MoneyMovement,
@@ -30,7 +30,6 @@ from lootbox.services.context import ServiceContext
 
 @dataclass(frozen=True)
 class CancelRound:
-    operator: Operator  # as authenticated: read once per request, not again here
     player_external_id: str
     round_public_id: str
     idempotency_key: str
@@ -53,7 +52,11 @@ Render = Callable[[CancelResult], str]
 
 
 def cancel_round(
-    ctx: ServiceContext, cmd: CancelRound, request: KeyedRequest, render: Render
+    ctx: ServiceContext,
+    operator: Operator,
+    cmd: CancelRound,
+    request: KeyedRequest,
+    render: Render,
 ) -> Answer:
     """Credit a held round's original amount and currency once, then mark it ``refunded``;
     answer with ``render(result)``, stored under the request's key in the same
@@ -70,7 +73,7 @@ def cancel_round(
         claim = ledger.claim_key(ctx, uow, request)
         if isinstance(claim, Answer):
             return claim  # this request was answered before
-        candidate = uow.rounds.lock_for_refund(cmd.operator.id, cmd.round_public_id)
+        candidate = uow.rounds.lock_for_refund(operator.id, cmd.round_public_id)
         if (
             candidate is None
             or candidate.round.player_external_id != cmd.player_external_id
@@ -89,9 +92,9 @@ def cancel_round(
             uow.commit()
             return done
         if live is None:
-            leased = ledger.record_credit(ctx, uow, cmd.operator, _new_refund(cmd, candidate))
+            leased = ledger.record_credit(ctx, uow, operator, _new_refund(operator, cmd, candidate))
         else:
-            leased = ledger.lease(ctx, uow, cmd.operator, live)  # an earlier, unanswered one
+            leased = ledger.lease(ctx, uow, operator, live)  # an earlier, unanswered one
         uow.commit()
 
     # (b) The wallet, outside any transaction.
@@ -110,7 +113,7 @@ def cancel_round(
             error = RoundNotRefundable("the round was refunded by an earlier request")
         elif isinstance(outcome, WalletRefusal):
             ledger.release_key(uow, request, claim)
-            error = WalletRefused(outcome.code, outcome.message) if ours else None
+            error = refusal(outcome.code, outcome.message) if ours else None
         else:
             ledger.suspend_key(ctx, uow, request, claim)
             error = WalletUnavailable()
@@ -120,12 +123,12 @@ def cancel_round(
     if isinstance(outcome, WalletRefusal):
         # An earlier request's refund, refused: the round is held again, and this request
         # records its own refund on a second pass.
-        return cancel_round(ctx, cmd, request, render)
+        return cancel_round(ctx, operator, cmd, request, render)
     return done
 
 
-def _new_refund(cmd: CancelRound, candidate: RefundCandidate) -> NewMovement:
-    round_, operator = candidate.round, cmd.operator
+def _new_refund(operator: Operator, cmd: CancelRound, candidate: RefundCandidate) -> NewMovement:
+    round_ = candidate.round
     if round_.status is not RoundStatus.HELD:
         raise RoundNotRefundable(f"the round is {external_round_status(round_.status)}")
     if not (operator.refunds_enabled and candidate.all_boxes_refundable):

@@ -12,8 +12,8 @@ from lootbox.domain.errors import (
     IdempotencyKeyReused,
     InventoryItemNotFound,
     LootboxError,
-    WalletRefused,
     WalletUnavailable,
+    refusal,
 )
 from lootbox.domain.records import (
     CashoutCandidate,
@@ -33,7 +33,6 @@ from lootbox.services.fx import from_operator_currency, rate_for
 
 @dataclass(frozen=True)
 class CashOut:
-    operator: Operator  # as authenticated: read once per request, not again here
     player_external_id: str
     inventory_item_id: int
     currency: str | None
@@ -64,7 +63,9 @@ def default_cashout_key(inventory_item_id: int) -> str:
 Render = Callable[[CashoutResult], str]
 
 
-def cash_out(ctx: ServiceContext, cmd: CashOut, request: KeyedRequest, render: Render) -> Answer:
+def cash_out(
+    ctx: ServiceContext, operator: Operator, cmd: CashOut, request: KeyedRequest, render: Render
+) -> Answer:
     """Credit the item's cashback once, then mark it ``cashed_back``; answer with
     ``render(result)``, stored under the request's key in the same transaction.
 
@@ -79,7 +80,7 @@ def cash_out(ctx: ServiceContext, cmd: CashOut, request: KeyedRequest, render: R
         claim = ledger.claim_key(ctx, uow, request)
         if isinstance(claim, Answer):
             return claim  # this request was answered before
-        candidate = uow.items.lock_for_cashout(cmd.operator.id, cmd.inventory_item_id)
+        candidate = uow.items.lock_for_cashout(operator.id, cmd.inventory_item_id)
         if candidate is None or candidate.item.player_external_id != cmd.player_external_id:
             raise InventoryItemNotFound()
         live = candidate.live_credit
@@ -93,11 +94,9 @@ def cash_out(ctx: ServiceContext, cmd: CashOut, request: KeyedRequest, render: R
             uow.commit()
             return done
         if live is None:
-            leased = ledger.record_credit(
-                ctx, uow, cmd.operator, _new_credit(cmd, candidate, cmd.operator)
-            )
+            leased = ledger.record_credit(ctx, uow, operator, _new_credit(cmd, candidate, operator))
         else:
-            leased = ledger.lease(ctx, uow, cmd.operator, live)  # an earlier, unanswered one
+            leased = ledger.lease(ctx, uow, operator, live)  # an earlier, unanswered one
         uow.commit()
 
     # (b) The wallet, outside any transaction.
@@ -116,7 +115,7 @@ def cash_out(ctx: ServiceContext, cmd: CashOut, request: KeyedRequest, render: R
             error = _already_done(cmd, leased.movement)
         elif isinstance(outcome, WalletRefusal):
             ledger.release_key(uow, request, claim)
-            error = WalletRefused(outcome.code, outcome.message) if ours else None
+            error = refusal(outcome.code, outcome.message) if ours else None
         else:
             ledger.suspend_key(ctx, uow, request, claim)
             error = WalletUnavailable()
@@ -126,7 +125,7 @@ def cash_out(ctx: ServiceContext, cmd: CashOut, request: KeyedRequest, render: R
     if isinstance(outcome, WalletRefusal):
         # An earlier request's credit, refused: the item is free again, and this request
         # records its own credit on a second pass.
-        return cash_out(ctx, cmd, request, render)
+        return cash_out(ctx, operator, cmd, request, render)
     return done
 
 

@@ -21,7 +21,6 @@ from lootbox.services.rounds import Boxes, RoundOutcome, describe_round, draw_an
 
 @dataclass(frozen=True)
 class OpenRound:
-    operator: Operator  # as authenticated: read once per request, not again here
     player_external_id: str
     round_public_id: str
     idempotency_key: str
@@ -35,7 +34,11 @@ Render = Callable[[RoundOutcome], str]
 
 
 def open_round(
-    ctx: ServiceContext, cmd: OpenRound, request: KeyedRequest, render: Render
+    ctx: ServiceContext,
+    operator: Operator,
+    cmd: OpenRound,
+    request: KeyedRequest,
+    render: Render,
 ) -> Answer:
     """Open a held box: ``held`` → ``settled`` with a draw, and the answer stored, in one
     transaction; no wallet call.
@@ -44,7 +47,6 @@ def open_round(
     amount): accepted, the round is refunded and cannot be opened; refused, it is held
     again and opens.
     """
-    operator = cmd.operator
     with ctx.uow_factory() as uow:
         claim = ledger.claim_key(ctx, uow, request)
         if isinstance(claim, Answer):
@@ -97,7 +99,7 @@ def open_round(
         uow.commit()
     if error is not None:
         raise error
-    return open_round(ctx, cmd, request, render)
+    return open_round(ctx, operator, cmd, request, render)
 
 
 def _opened(uow: UnitOfWork, operator: Operator, round_: Round, boxes: Boxes) -> RoundOutcome:

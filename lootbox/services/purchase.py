@@ -15,8 +15,8 @@ from lootbox.domain.errors import (
     LootboxError,
     OperationInProgress,
     UnknownBox,
-    WalletRefused,
     WalletUnavailable,
+    refusal,
 )
 from lootbox.domain.records import (
     BoxVersion,
@@ -54,12 +54,15 @@ class ReelPick:
 
 @dataclass(frozen=True)
 class Purchase:
-    operator: Operator  # as authenticated: read once per request, not again here
     player_external_id: str
     mode: PurchaseMode
     client_action_id: str
     currency: str | None
     reels: tuple[ReelPick, ...]
+
+    @property
+    def idempotency_key(self) -> str:
+        return purchase_key(self.player_external_id, self.client_action_id)
 
 
 def purchase_key(player_external_id: str, client_action_id: str) -> str:
@@ -72,12 +75,13 @@ def purchase_key(player_external_id: str, client_action_id: str) -> str:
 Render = Callable[[RoundOutcome], str]
 
 
-def purchase(ctx: ServiceContext, cmd: Purchase, request: KeyedRequest, render: Render) -> Answer:
+def purchase(
+    ctx: ServiceContext, operator: Operator, cmd: Purchase, request: KeyedRequest, render: Render
+) -> Answer:
     """One ``wallet.debit`` for the total of all reels, then the draw (``open``) or a held
     round (``prepay``); answer with ``render(round)``, stored under the request's key in
     the same transaction. A refused debit voids the round; an unknown outcome leaves it
     pending and the player's retry of the same action re-sends the same debit."""
-    operator = cmd.operator
     # (a) Claim the key; record the round and its debit (or lease the action's unanswered
     # debit), in one transaction.
     with ctx.uow_factory() as uow:
@@ -89,7 +93,7 @@ def purchase(ctx: ServiceContext, cmd: Purchase, request: KeyedRequest, render: 
         )
         if existing is None:
             boxes = {pick.box_version_id: _playable_box(uow, operator, pick) for pick in cmd.reels}
-            round_, leased = _record_round_and_debit(ctx, uow, cmd, boxes)
+            round_, leased = _record_round_and_debit(ctx, uow, operator, cmd, boxes)
         else:
             if not _same_purchase(existing, cmd, operator):
                 raise IdempotencyKeyReused("this clientActionId was used for another purchase")
@@ -132,7 +136,7 @@ def purchase(ctx: ServiceContext, cmd: Purchase, request: KeyedRequest, render: 
                 done = ledger.answer(ctx, uow, request, claim, body)
         elif isinstance(outcome, WalletRefusal):
             ledger.release_key(uow, request, claim)
-            error = WalletRefused(outcome.code, outcome.message)
+            error = refusal(outcome.code, outcome.message)
         else:
             ledger.suspend_key(ctx, uow, request, claim)
             error = WalletUnavailable()
@@ -143,9 +147,8 @@ def purchase(ctx: ServiceContext, cmd: Purchase, request: KeyedRequest, render: 
 
 
 def _record_round_and_debit(
-    ctx: ServiceContext, uow: UnitOfWork, cmd: Purchase, boxes: Boxes
+    ctx: ServiceContext, uow: UnitOfWork, operator: Operator, cmd: Purchase, boxes: Boxes
 ) -> tuple[Round, ledger.Leased]:
-    operator = cmd.operator
     operator_total = sum(boxes[pick.box_version_id].price_minor for pick in cmd.reels)
     currency = cmd.currency or operator.currency
     rate, total = _convert(operator, operator_total, currency)

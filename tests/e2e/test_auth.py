@@ -107,7 +107,7 @@ def test_the_query_string_is_not_part_of_the_signed_path(world: World) -> None:
     reply = world.api.get("/api/s2s/health", query_string="probe=1")
 
     assert reply.status == 200
-    assert reply.json == {"status": "ok"}
+    assert reply.json["status"] == "ok"
 
 
 def test_another_operators_secret_does_not_sign_for_this_key(world: World) -> None:

@@ -30,7 +30,9 @@ def test_health_answers_ok_to_a_signed_request(world: World) -> None:
     reply = world.api.health()
 
     assert reply.status == 200
-    assert reply.json == {"status": "ok"}
+    assert set(reply.json) == {"status", "time"}
+    assert reply.json["status"] == "ok"
+    assert_recent_utc(reply.json["time"])
     assert reply.headers["Content-Type"].startswith("application/json")
 
 

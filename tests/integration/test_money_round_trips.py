@@ -53,11 +53,10 @@ def test_a_first_time_cashout_is_two_transactions_and_at_most_ten_round_trips(
     )
     (won,) = harness.buy(operator, PLAYER, versions["gold"]).won_items
     item = won.inventory_item_id
-    command = CashOut(
-        harness.authenticated(operator), PLAYER, item, None, default_cashout_key(item)
-    )
+    command = CashOut(PLAYER, item, None, default_cashout_key(item))
+    authenticated = harness.authenticated(operator)
 
-    counts = round_trips(harness, lambda: cash_out(harness.ctx, command))
+    counts = round_trips(harness, lambda: cash_out(harness.ctx, authenticated, command))
 
     assert (counts["begin"], counts["commit"], counts["rollback"]) == (2, 2, 0)
     assert counts["round trips"] <= 10, counts
@@ -70,11 +69,10 @@ def test_a_first_time_cancel_is_two_transactions_and_at_most_ten_round_trips(
     operator = harness.create_operator()
     versions = harness.import_catalog(operator.slug, box_doc("gold", refundable=True))
     held = harness.buy(operator, PLAYER, versions["gold"], mode=PurchaseMode.PREPAY)
-    command = CancelRound(
-        harness.authenticated(operator), PLAYER, held.public_id, default_cancel_key(held.public_id)
-    )
+    command = CancelRound(PLAYER, held.public_id, default_cancel_key(held.public_id))
+    authenticated = harness.authenticated(operator)
 
-    counts = round_trips(harness, lambda: cancel_round(harness.ctx, command))
+    counts = round_trips(harness, lambda: cancel_round(harness.ctx, authenticated, command))
 
     assert (counts["begin"], counts["commit"], counts["rollback"]) == (2, 2, 0)
     assert counts["round trips"] <= 10, counts

@@ -407,7 +407,7 @@ def _wait_healthy(stack: SystemStack) -> None:
             break
         try:
             answer = stack.call("GET", "/api/s2s/health", timeout=2)
-            if answer.status == 200 and answer.json == {"status": "ok"}:
+            if answer.status == 200 and answer.json.get("status") == "ok":
                 return
             last = answer
         except requests.RequestException as exc:

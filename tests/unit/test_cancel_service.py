@@ -39,11 +39,12 @@ class Held:
     versions: dict[str, int]
 
     def cancel(self, key: str | None = None, player: str = PLAYER) -> CancelResult:
-        return cancel_round(self.harness.ctx, self.command(key, player))
+        return cancel_round(
+            self.harness.ctx, self.harness.authenticated(self.operator), self.command(key, player)
+        )
 
     def command(self, key: str | None = None, player: str = PLAYER) -> CancelRound:
         return CancelRound(
-            operator=self.harness.authenticated(self.operator),
             player_external_id=player,
             round_public_id=self.public_id,
             idempotency_key=key or default_cancel_key(self.public_id),
@@ -52,8 +53,8 @@ class Held:
     def open(self, key: str | None = None) -> RoundOutcome:
         return open_round(
             self.harness.ctx,
+            self.harness.authenticated(self.operator),
             OpenRound(
-                self.harness.authenticated(self.operator),
                 PLAYER,
                 self.public_id,
                 key or default_open_key(self.public_id),
@@ -172,7 +173,7 @@ def test_a_refunded_round_cannot_be_opened(harness: ServiceHarness) -> None:
 def test_a_key_that_already_moved_money_elsewhere_is_refused(harness: ServiceHarness) -> None:
     held = hold(harness)
     won = harness.buy(held.operator, PLAYER, held.versions["gold"]).won_items[0]
-    cash_out(harness.ctx, CashOut(held.operator, PLAYER, won.inventory_item_id, None, "k"))
+    cash_out(harness.ctx, held.operator, CashOut(PLAYER, won.inventory_item_id, None, "k"))
 
     with pytest.raises(IdempotencyKeyReused):
         held.cancel(key="k")
@@ -189,9 +190,8 @@ def test_an_atomic_round_is_not_refundable(harness: ServiceHarness) -> None:
     with pytest.raises(RoundNotRefundable):
         cancel_round(
             harness.ctx,
-            CancelRound(
-                held.operator, PLAYER, atomic.public_id, default_cancel_key(atomic.public_id)
-            ),
+            held.operator,
+            CancelRound(PLAYER, atomic.public_id, default_cancel_key(atomic.public_id)),
         )
     assert harness.wallet.sent_credits == []
 
@@ -214,14 +214,14 @@ def test_a_voided_round_is_not_refundable(harness: ServiceHarness) -> None:
     assert harness.round(operator.id, voided).status is RoundStatus.VOIDED
 
     with pytest.raises(RoundNotRefundable):
-        cancel_round(harness.ctx, CancelRound(operator, PLAYER, voided, "refund-k"))
+        cancel_round(harness.ctx, operator, CancelRound(PLAYER, voided, "refund-k"))
     assert harness.wallet.sent_credits == []
 
 
 def test_an_unknown_round_is_not_found(harness: ServiceHarness) -> None:
     held = hold(harness)
     with pytest.raises(RoundNotFound):
-        cancel_round(harness.ctx, CancelRound(held.operator, PLAYER, "r_nope", "k"))
+        cancel_round(harness.ctx, held.operator, CancelRound(PLAYER, "r_nope", "k"))
 
 
 def test_another_players_round_is_not_found(harness: ServiceHarness) -> None:
@@ -236,7 +236,7 @@ def test_another_operators_round_is_not_found(harness: ServiceHarness) -> None:
     held = hold(harness)
     rival = harness.create_operator("rival")
     with pytest.raises(RoundNotFound):
-        cancel_round(harness.ctx, CancelRound(rival, PLAYER, held.public_id, "k"))
+        cancel_round(harness.ctx, rival, CancelRound(PLAYER, held.public_id, "k"))
 
 
 def test_a_round_whose_debit_is_unanswered_is_not_found(harness: ServiceHarness) -> None:
@@ -248,7 +248,7 @@ def test_a_round_whose_debit_is_unanswered_is_not_found(harness: ServiceHarness)
     (pending,) = harness.debited_rounds()
 
     with pytest.raises(RoundNotFound):
-        cancel_round(harness.ctx, CancelRound(operator, PLAYER, pending, "k"))
+        cancel_round(harness.ctx, operator, CancelRound(PLAYER, pending, "k"))
     assert harness.wallet.sent_credits == []
 
 

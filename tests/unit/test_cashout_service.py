@@ -33,11 +33,12 @@ class Won:
     item_id: int
 
     def cash_out(self, currency: str | None = None, key: str | None = None) -> CashoutResult:
-        return cash_out(self.harness.ctx, self.command(currency, key))
+        return cash_out(
+            self.harness.ctx, self.harness.authenticated(self.operator), self.command(currency, key)
+        )
 
     def command(self, currency: str | None = None, key: str | None = None) -> CashOut:
         return CashOut(
-            operator=self.harness.authenticated(self.operator),
             player_external_id=PLAYER,
             inventory_item_id=self.item_id,
             currency=currency,
@@ -182,14 +183,14 @@ def test_the_most_specific_cashback_rule_applies(
 def test_an_unknown_item_is_not_found(harness: ServiceHarness) -> None:
     won = win(harness)
     with pytest.raises(InventoryItemNotFound):
-        cash_out(harness.ctx, CashOut(won.operator, PLAYER, 999, None, "k"))
+        cash_out(harness.ctx, won.operator, CashOut(PLAYER, 999, None, "k"))
     assert harness.wallet.sent_credits == []
 
 
 def test_another_players_item_is_not_found(harness: ServiceHarness) -> None:
     won = win(harness)
     with pytest.raises(InventoryItemNotFound):
-        cash_out(harness.ctx, CashOut(won.operator, "u_other", won.item_id, None, "k"))
+        cash_out(harness.ctx, won.operator, CashOut("u_other", won.item_id, None, "k"))
     assert harness.wallet.sent_credits == []
     assert won.state is ItemState.UNRESOLVED
 
@@ -198,7 +199,7 @@ def test_another_operators_item_is_not_found(harness: ServiceHarness) -> None:
     won = win(harness)
     rival = harness.create_operator("rival")
     with pytest.raises(InventoryItemNotFound):
-        cash_out(harness.ctx, CashOut(rival, PLAYER, won.item_id, None, "k"))
+        cash_out(harness.ctx, rival, CashOut(PLAYER, won.item_id, None, "k"))
     assert harness.wallet.sent_credits == []
 
 
@@ -234,7 +235,7 @@ def test_a_key_that_already_moved_money_for_another_item_is_refused(
     won.cash_out(key="shared-key")
 
     with pytest.raises(IdempotencyKeyReused):
-        cash_out(harness.ctx, CashOut(won.operator, PLAYER, second, None, "shared-key"))
+        cash_out(harness.ctx, won.operator, CashOut(PLAYER, second, None, "shared-key"))
     assert len(harness.wallet.sent_credits) == 1
     assert harness.item(won.operator.id, second).state is ItemState.UNRESOLVED
 

@@ -512,8 +512,8 @@ class MoneyMachine(RuleBasedStateMachine):
     ) -> Call:
         versions = {"gold": self.seeded.gold, "silver": self.seeded.silver}
         reels = [(index, versions[box]) for index, box in enumerate(boxes)]
+        operator = self.harness.authenticated(self.seeded.operator)
         command = Purchase(
-            operator=self.harness.authenticated(self.seeded.operator),
             player_external_id=player,
             mode=mode,
             client_action_id=action,
@@ -531,13 +531,12 @@ class MoneyMachine(RuleBasedStateMachine):
                 "currency": currency or OPERATOR_CURRENCY,
                 "reels": [list(reel) for reel in reels],
             },
-            lambda request, render: purchase(self.harness.ctx, command, request, render),
+            lambda request, render: purchase(self.harness.ctx, operator, command, request, render),
         )
 
     def _cashout(self, item: Owned, player: str, currency: str | None, key: str) -> Call:
-        command = CashOut(
-            self.harness.authenticated(self.seeded.operator), player, item.ref, currency, key
-        )
+        operator = self.harness.authenticated(self.seeded.operator)
+        command = CashOut(player, item.ref, currency, key)
         return Call(
             "cashout",
             key,
@@ -546,29 +545,31 @@ class MoneyMachine(RuleBasedStateMachine):
                 "inventoryItemId": item.ref,
                 "currency": currency or OPERATOR_CURRENCY,
             },
-            lambda request, render: cash_out(self.harness.ctx, command, request, render),
+            lambda request, render: cash_out(self.harness.ctx, operator, command, request, render),
         )
 
     def _cancel(self, round_: Owned, player: str, key: str) -> Call:
-        command = CancelRound(
-            self.harness.authenticated(self.seeded.operator), player, round_.ref, key
-        )
+        operator = self.harness.authenticated(self.seeded.operator)
+        command = CancelRound(player, round_.ref, key)
         return Call(
             "cancel",
             key,
             {"playerExternalId": player, "roundPublicId": round_.ref},
-            lambda request, render: cancel_round(self.harness.ctx, command, request, render),
+            lambda request, render: cancel_round(
+                self.harness.ctx, operator, command, request, render
+            ),
         )
 
     def _open(self, round_: Owned, player: str, key: str) -> Call:
-        command = OpenRound(
-            self.harness.authenticated(self.seeded.operator), player, round_.ref, key
-        )
+        operator = self.harness.authenticated(self.seeded.operator)
+        command = OpenRound(player, round_.ref, key)
         return Call(
             "open",
             key,
             {"playerExternalId": player, "roundPublicId": round_.ref},
-            lambda request, render: open_round(self.harness.ctx, command, request, render),
+            lambda request, render: open_round(
+                self.harness.ctx, operator, command, request, render
+            ),
         )
 
     # --- rules: the start ---------------------------------------------------------------------

@@ -53,6 +53,7 @@ class Shop:
     ) -> RoundOutcome:
         return purchase(
             self.harness.ctx,
+            self.harness.authenticated(self.operator),
             self.command(*slugs, mode=mode, action=action, currency=currency, player=player),
         )
 
@@ -65,7 +66,6 @@ class Shop:
         player: str = PLAYER,
     ) -> Purchase:
         return Purchase(
-            operator=self.harness.authenticated(self.operator),
             player_external_id=player,
             mode=mode,
             client_action_id=action,
@@ -76,8 +76,8 @@ class Shop:
     def open(self, public_id: str, key: str | None = None, player: str = PLAYER) -> RoundOutcome:
         return open_round(
             self.harness.ctx,
+            self.harness.authenticated(self.operator),
             OpenRound(
-                self.harness.authenticated(self.operator),
                 player,
                 public_id,
                 key or default_open_key(public_id),
@@ -252,7 +252,7 @@ def test_opening_an_unknown_or_foreign_round_is_not_found(shop: Shop) -> None:
     with pytest.raises(RoundNotFound):
         shop.open(held.public_id, player="u_other")
     with pytest.raises(RoundNotFound):
-        open_round(shop.harness.ctx, OpenRound(rival, PLAYER, held.public_id, "k"))
+        open_round(shop.harness.ctx, rival, OpenRound(PLAYER, held.public_id, "k"))
     assert shop.status(held.public_id) is RoundStatus.HELD
 
 
@@ -395,7 +395,8 @@ def test_another_operators_box_is_unknown(shop: Shop) -> None:
     with pytest.raises(UnknownBox):
         purchase(
             shop.harness.ctx,
-            Purchase(shop.operator, PLAYER, PurchaseMode.OPEN, "a", None, (ReelPick(0, theirs),)),
+            shop.operator,
+            Purchase(PLAYER, PurchaseMode.OPEN, "a", None, (ReelPick(0, theirs),)),
         )
     assert shop.harness.wallet.sent == []
 

@@ -49,7 +49,8 @@ class World:
     def cash_out(self, item_id: int, key: str | None = None) -> CashoutResult:
         return cash_out(
             self.harness.ctx,
-            CashOut(self.operator, PLAYER, item_id, None, key or default_cashout_key(item_id)),
+            self.operator,
+            CashOut(PLAYER, item_id, None, key or default_cashout_key(item_id)),
         )
 
     def pending_cashout(self, *, applied: bool) -> int:
@@ -67,7 +68,8 @@ class World:
     def cancel(self, public_id: str) -> None:
         cancel_round(
             self.harness.ctx,
-            CancelRound(self.operator, PLAYER, public_id, default_cancel_key(public_id)),
+            self.operator,
+            CancelRound(PLAYER, public_id, default_cancel_key(public_id)),
         )
 
     def item_state(self, item_id: int) -> ItemState:
@@ -175,7 +177,8 @@ def test_a_movement_in_flight_is_left_to_its_caller_until_the_lease_expires(
     with pytest.raises(fakes.WorkerDied):
         cash_out(
             world.harness.ctx,
-            CashOut(world.operator, PLAYER, item, None, default_cashout_key(item)),
+            world.operator,
+            CashOut(PLAYER, item, None, default_cashout_key(item)),
         )
     with world.harness.uow() as uow:
         leased = uow.ledger.get(world.harness.movements()[-1].id)
@@ -418,7 +421,8 @@ def test_a_pass_stops_calling_a_wallet_that_keeps_failing(world: World) -> None:
     with pytest.raises(WalletUnavailable):
         cash_out(
             world.harness.ctx,
-            CashOut(other, PLAYER, other_item.inventory_item_id, None, "other-key"),
+            other,
+            CashOut(PLAYER, other_item.inventory_item_id, None, "other-key"),
         )
     sent_before = len(world.harness.wallet.sent)
     world.harness.wallet.fail_next(times=3)  # the first operator's wallet is still down
@@ -457,7 +461,7 @@ def test_an_operator_with_slower_wallet_timeouts_gets_the_same_settle_headroom(
     # A worker that died mid-call: the reconciler must wait out the operator's longer lease.
     world.harness.wallet.die_before_next_send()
     with pytest.raises(fakes.WorkerDied):
-        cash_out(world.harness.ctx, CashOut(slow, PLAYER, item, None, default_cashout_key(item)))
+        cash_out(world.harness.ctx, slow, CashOut(PLAYER, item, None, default_cashout_key(item)))
     world.harness.clock.advance(LEASE + 1)
     assert world.reconcile().examined == 0
     world.harness.clock.advance(30 + 8 - LEASE)
