@@ -17,6 +17,9 @@ from config.settings import Settings
 from lootbox import cli
 from lootbox.api import docs, errors, observability, openapi, request_id
 from lootbox.api.auth import Authenticator
+from lootbox.api.catalog import blp as catalog_blueprint
+from lootbox.api.fairness import blp as fairness_blueprint
+from lootbox.api.json_provider import ExactDecimalJSONProvider
 from lootbox.api.probes import blp as probes_blueprint
 from lootbox.api.reads import blp as reads_blueprint
 from lootbox.api.s2s import blp as s2s_blueprint
@@ -61,6 +64,7 @@ def create_app(
 
     app = Flask(__name__)
     app.session_interface = NoSessions()
+    app.json = ExactDecimalJSONProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
@@ -123,6 +127,8 @@ def create_app(
     api = errors.LootboxApi(app, spec_kwargs=openapi.spec_kwargs())
     api.register_blueprint(s2s_blueprint)
     api.register_blueprint(reads_blueprint)
+    api.register_blueprint(catalog_blueprint)
+    api.register_blueprint(fairness_blueprint)
     api.register_blueprint(probes_blueprint)
     errors.init_app(app)
     observability.init_app(app)

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from lootbox.domain.catalog import BoxFilters, BoxOrder, CatalogEntry, PublishedVersion
 from lootbox.domain.listings import HistoryEntry, HistoryPosition, ItemListing
 from lootbox.domain.records import (
     ApiKey,
@@ -258,7 +259,38 @@ class Catalog(Protocol):
     def publish(
         self, operator_id: int, spec: BoxSpec, content_hash: str, now: datetime
     ) -> tuple[int, int, bool]:
-        """``(box_id, version_id, created)``: an unchanged box keeps its active version."""
+        """``(box_id, version_id, created)``: an unchanged box (same ``content_hash``)
+        keeps its current version, whose status follows ``spec.is_active`` in place; a
+        changed one gets a new version and the old one is superseded. The box's image and
+        custom attributes are replaced either way."""
+        ...
+
+
+class CatalogReads(Protocol):
+    """The catalog as operators' backends read it. A box's current version is its one
+    version that is not superseded; the prizes of every version returned are in their
+    published order."""
+
+    def boxes_page(
+        self,
+        operator_id: int,
+        filters: BoxFilters,
+        order: BoxOrder,
+        *,
+        descending: bool,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[CatalogEntry], int]:
+        """The page (ordered by ``order``, ties by box id ascending) and the total number
+        of boxes that match ``filters``. Only boxes with a current version are listed."""
+        ...
+
+    def box(self, operator_id: int, box_id: int) -> CatalogEntry | None:
+        """``None`` if the operator has no such box (another operator's box included)."""
+        ...
+
+    def published_version(self, box_version_id: int) -> PublishedVersion | None:
+        """Any operator's version, superseded or not."""
         ...
 
 
@@ -437,13 +469,19 @@ class IdempotencyRecords(Protocol):
 
 
 class Listings(Protocol):
+    """Keyset reads. Without a bound, the newest ``limit`` rows, newest first; with
+    ``older_than``, the ``limit`` rows just older than it, newest first; with
+    ``newer_than``, the ``limit`` rows just newer than it, *oldest* first. Bounds are
+    exclusive."""
+
     def inventory_page(
         self,
         operator_id: int,
         player_external_id: str,
         states: Collection[ItemState] | None,
         *,
-        before_id: int | None,
+        older_than: int | None,
+        newer_than: int | None,
         limit: int,
     ) -> list[ItemListing]: ...
 
@@ -455,7 +493,8 @@ class Listings(Protocol):
         *,
         since: datetime | None,
         until: datetime | None,
-        after: HistoryPosition | None,
+        older_than: HistoryPosition | None,
+        newer_than: HistoryPosition | None,
         limit: int,
     ) -> list[HistoryEntry]: ...
 
@@ -466,7 +505,8 @@ class Listings(Protocol):
         *,
         since: datetime | None,
         until: datetime | None,
-        after: HistoryPosition | None,
+        older_than: HistoryPosition | None,
+        newer_than: HistoryPosition | None,
         limit: int,
     ) -> list[HistoryEntry]: ...
 
@@ -482,6 +522,9 @@ class UnitOfWork(Protocol):
 
     @property
     def catalog(self) -> Catalog: ...
+
+    @property
+    def catalog_reads(self) -> CatalogReads: ...
 
     @property
     def rounds(self) -> Rounds: ...

@@ -1,7 +1,11 @@
 """Query and response schemas of the read endpoints: inventory and history.
 
-Query strings are validated like bodies: an unknown parameter is a 400 (the views pass
-``unknown=RAISE``), so a misspelt filter never silently lists everything.
+The wire is LootBox's documented one (contract section 5, "Reads and catalog"): the list
+envelope ``{"items": [...], "cursor": {"next", "prev"}}`` and its field names; fields we
+add beyond it are marked as ours. Query strings are validated like bodies: an unknown
+parameter is a 400 (the views pass ``unknown=RAISE``), so a misspelt filter never silently
+lists everything. The one documented leniency: unknown tokens in the inventory's ``state``
+list are ignored.
 """
 
 from __future__ import annotations
@@ -9,22 +13,27 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 from webargs.fields import DelimitedList
 
-from lootbox.domain.listings import HistoryType
-from lootbox.services.cursors import MAX_CURSOR_LENGTH, encode_cursor
+from lootbox.domain.listings import HistoryStatus, HistoryType
+from lootbox.domain.records import PrizeType
+from lootbox.services.cursors import MAX_CURSOR_LENGTH, Cursor, Direction, encode_cursor
 from lootbox.services.listings import (
+    ALL_STATES,
     DEFAULT_PAGE_SIZE,
-    INVENTORY_STATES,
+    ITEM_STATES,
     MAX_PAGE_SIZE,
+    HistoryQuery,
+    InventoryQuery,
     history_filters,
     inventory_filters,
+    listed_states,
 )
-from schemas.fields import UtcTimestamp, player_external_id
+from schemas.fields import EXAMPLE_ROUND_ID, UtcTimestamp, player_external_id
 
-ROUND_EXAMPLE = "r_01JD3ZQ5X4G8W9V2K7M6N5P4R3"
 WON_AT = "2026-11-21T10:00:00.123456Z"
+PLAYER = "u_8431"
 
 
 def _described(
@@ -36,25 +45,24 @@ def _described(
     **kwargs: Any,
 ) -> Any:
     """A response field: always present, described, with an example."""
-    return field(
-        required=True,
-        allow_none=nullable,
-        metadata={"description": description, "example": example},
-        **kwargs,
-    )
+    metadata = {"description": description, "example": example, **kwargs.pop("metadata", {})}
+    return field(required=True, allow_none=nullable, metadata=metadata, **kwargs)
 
 
 # Cursors that really continue the documented example queries, so that an example request
 # built from this document is answered 200.
-INVENTORY_CURSOR_EXAMPLE = encode_cursor(inventory_filters("u_8431", "unresolved"), [88])
+INVENTORY_CURSOR_EXAMPLE = encode_cursor(
+    inventory_filters(PLAYER, listed_states(["unresolved"])), Cursor(Direction.NEXT, [88])
+)
+HISTORY_EXAMPLE_FILTERS = history_filters(
+    PLAYER,
+    [HistoryType.PURCHASE, HistoryType.REFUND],
+    datetime(2026, 11, 1, tzinfo=UTC),
+    datetime(2026, 11, 30, 23, 59, 59, 999999, tzinfo=UTC),
+)
 HISTORY_CURSOR_EXAMPLE = encode_cursor(
-    history_filters(
-        "u_8431",
-        [HistoryType.PURCHASE, HistoryType.REFUND],
-        datetime(2026, 11, 1, tzinfo=UTC),
-        datetime(2026, 11, 30, 23, 59, 59, 999999, tzinfo=UTC),
-    ),
-    ["2026-11-21T10:00:00.123456+00:00", 1, 1042],
+    HISTORY_EXAMPLE_FILTERS,
+    Cursor(Direction.NEXT, ["2026-11-21T10:00:00.123456+00:00", 1, 1042]),
 )
 
 
@@ -74,21 +82,34 @@ def _cursor(example: str) -> fields.String:
         load_default=None,
         validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH),
         metadata={
-            "description": "The `nextCursor` of the previous page, unchanged; send the same"
-            " filters with it. Omit for the first page.",
+            "description": "A `cursor.next` or `cursor.prev` of a page, unchanged: the page"
+            " after or before it. Send the same filters with it (`limit` may change)."
+            " Omit for the first page.",
             "example": example,
         },
     )
 
 
-def _page_cursor() -> fields.String:
-    return fields.String(
+class PageCursorSchema(Schema):
+    next = _described(
+        fields.String,
+        "Pass as `cursor` for the next (older) page; null on the last page.",
+        None,
+        nullable=True,
+    )
+    prev = _described(
+        fields.String,
+        "Pass as `cursor` for the previous (newer) page; null on the first page.",
+        None,
+        nullable=True,
+    )
+
+
+def _page_cursor() -> fields.Nested:
+    return fields.Nested(
+        PageCursorSchema,
         required=True,
-        allow_none=True,
-        metadata={
-            "description": "Pass as `cursor` to get the next page; `null` on the last page.",
-            "example": None,
-        },
+        metadata={"description": "Opaque keyset cursors: pages stay put while new rows arrive."},
     )
 
 
@@ -96,45 +117,75 @@ def _page_cursor() -> fields.String:
 
 
 class InventoryQuerySchema(Schema):
-    playerExternalId = player_external_id(required=True)
-    state = fields.String(
-        load_default="unresolved",
-        validate=validate.OneOf(list(INVENTORY_STATES)),
+    player_external_id = player_external_id(required=True, data_key="playerExternalId")
+    states = DelimitedList(
+        fields.String(),
+        data_key="state",
+        load_default=list,
         metadata={
-            "description": "Which items: one state, or `all`. An item whose cashout is in"
-            " flight is still `unresolved`.",
+            "description": "Comma-separated item states: any of "
+            + ", ".join(f"`{name}`" for name in ITEM_STATES)
+            + f", or `{ALL_STATES}` (ours: every state). Unknown states are ignored; when"
+            " none is left, or `state` is omitted, `unresolved`. An item whose cashout is"
+            " in flight is still `unresolved`.",
             "example": "unresolved",
         },
     )
     limit = _limit()
     cursor = _cursor(INVENTORY_CURSOR_EXAMPLE)
 
+    @post_load
+    def _query(self, data: dict[str, Any], **_: Any) -> InventoryQuery:
+        return InventoryQuery(**{**data, "states": tuple(data["states"])})
+
 
 class InventoryItemSchema(Schema):
-    inventoryItemId = _described(fields.Integer, "The item's id (for cashout).", 88)
-    itemId = _described(fields.Integer, "The prize won.", 12)
-    name = _described(fields.String, "The prize's name.", "Gold Coin")
-    valueMinor = _described(fields.Integer, "Its value, in the operator currency.", 400)
-    currency = _described(fields.String, "The operator currency.", "EUR")
-    cashbackMinor = _described(
-        fields.Integer,
-        "What a cashout would credit now, in the operator currency (before conversion to"
-        " the wallet currency); null once the item is no longer `unresolved`, or if no rule"
-        " allows cashback.",
-        320,
-        nullable=True,
+    inventory_item_id = _described(
+        fields.Integer, "The inventory id: the `inventoryItemId` of a cashout.", 88, data_key="id"
     )
-    state = _described(
+    prize_id = _described(fields.Integer, "The catalog prize won.", 906, data_key="itemId")
+    name = _described(fields.String, "The prize's name.", "Golden Sword")
+    type = _described(
+        fields.String,
+        "The prize's kind.",
+        "physical",
+        metadata={"enum": [str(t) for t in PrizeType]},
+    )
+    image_url = _described(
+        fields.String, "The prize's image.", None, nullable=True, data_key="imageUrl"
+    )
+    value_minor = _described(
+        fields.Integer, "Its value, in the operator currency.", 320, data_key="valueMinor"
+    )
+    currency = _described(fields.String, "The operator currency.", "EUR")
+    external_state = _described(
         fields.String,
         "Its state now.",
         "unresolved",
-        validate=validate.OneOf([s for s in INVENTORY_STATES if s != "all"]),
+        data_key="state",
+        metadata={"enum": list(ITEM_STATES)},
     )
-    roundPublicId = _described(fields.String, "The round it was won in.", ROUND_EXAMPLE)
-    reelIndex = _described(fields.Integer, "The reel that drew it.", 0)
-    boxVersionId = _described(fields.Integer, "The box version it came from.", 3)
-    createdAt = _described(UtcTimestamp, "When it was won.", WON_AT)
-    updatedAt = _described(UtcTimestamp, "Its last change of state.", WON_AT)
+    cashback_minor = _described(
+        fields.Integer,
+        "What a cashout would credit now, in `currency` (before any conversion to another"
+        " wallet currency); null once the item is no longer `unresolved`, or if no rule"
+        " allows cashback.",
+        256,
+        nullable=True,
+        data_key="cashbackMinor",
+    )
+    shippable = _described(fields.Boolean, "Whether it can be shipped.", True)
+    round_public_id = _described(
+        fields.String, "The round it was won in.", EXAMPLE_ROUND_ID, data_key="wonAtRoundPublicId"
+    )
+    created_at = _described(UtcTimestamp, "When it was won.", WON_AT, data_key="createdAt")
+    reel_index = _described(fields.Integer, "Ours: the reel that drew it.", 0, data_key="reelIndex")
+    box_version_id = _described(
+        fields.Integer, "Ours: the box version it came from.", 1201, data_key="boxVersionId"
+    )
+    updated_at = _described(
+        UtcTimestamp, "Ours: its last change of state.", WON_AT, data_key="updatedAt"
+    )
 
 
 class InventoryPageSchema(Schema):
@@ -143,16 +194,17 @@ class InventoryPageSchema(Schema):
         required=True,
         metadata={"description": "At most `limit` items, newest first."},
     )
-    nextCursor = _page_cursor()
+    cursor = _page_cursor()
 
 
 # --- history --------------------------------------------------------------------------------
 
 
 class HistoryQuerySchema(Schema):
-    playerExternalId = player_external_id(
+    player_external_id = player_external_id(
+        data_key="playerExternalId",
         load_default=None,
-        metadata={"description": "Only this player's rows. Omit for the whole operator."},
+        metadata={"description": "Only this player's rows. Omit for the whole operator (ours)."},
     )
     types = DelimitedList(
         fields.String(validate=validate.OneOf([str(t) for t in HistoryType])),
@@ -163,7 +215,7 @@ class HistoryQuerySchema(Schema):
             "example": "purchase,refund",
         },
     )
-    from_ = fields.AwareDateTime(
+    since = fields.AwareDateTime(
         data_key="from",
         default_timezone=UTC,
         load_default=None,
@@ -172,7 +224,8 @@ class HistoryQuerySchema(Schema):
             "example": "2026-11-01T00:00:00Z",
         },
     )
-    to = fields.AwareDateTime(
+    until = fields.AwareDateTime(
+        data_key="to",
         default_timezone=UTC,
         load_default=None,
         metadata={
@@ -185,102 +238,146 @@ class HistoryQuerySchema(Schema):
 
     @validates_schema
     def _ordered_window(self, data: dict[str, Any], **_: Any) -> None:
-        since: datetime | None = data.get("from_")
-        until: datetime | None = data.get("to")
+        since: datetime | None = data.get("since")
+        until: datetime | None = data.get("until")
         if since and until and since > until:
             raise ValidationError("must not be after `to`", "from")
 
+    @post_load
+    def _query(self, data: dict[str, Any], **_: Any) -> HistoryQuery:
+        return HistoryQuery(**{**data, "types": frozenset(HistoryType(t) for t in data["types"])})
+
 
 class HistoryEntrySchema(Schema):
-    entryId = _described(
+    id = _described(
         fields.String,
-        "Stable id of the row: `mm_<n>` a wallet call, `op_<n>` an opening.",
-        "mm_1042",
+        "Stable, unique id of the row: `txn_mm_<n>` a wallet call, `txn_op_<n>` the opening"
+        " of a held box.",
+        "txn_mm_1042",
     )
     type = _described(
         fields.String,
-        "`purchase` (a debit), `refund` and `cashback` (credits), `open` (a prepaid box"
-        " opened; no money).",
-        "cashback",
-        validate=validate.OneOf([str(t) for t in HistoryType]),
+        "`purchase`: a pre-pay (the box is held). `open`: an atomic buy-and-open, or the"
+        " opening of a held box (no money moves). `refund`: a held box returned."
+        " `cashback`: an item cashed out.",
+        "open",
+        metadata={"enum": [str(t) for t in HistoryType]},
     )
+    round_public_id = _described(
+        fields.String,
+        "The round, for purchase, open and refund rows.",
+        EXAMPLE_ROUND_ID,
+        nullable=True,
+        data_key="roundPublicId",
+    )
+    inventory_item_id = _described(
+        fields.Integer, "The item, for a cashback.", None, nullable=True, data_key="inventoryItemId"
+    )
+    signed_amount_minor = _described(
+        fields.Integer,
+        "What the wallet call moved, signed from the player's side: a debit is negative, a"
+        " credit positive, an opening 0. In `currency`.",
+        -500,
+        data_key="amountMinor",
+    )
+    payout_minor = _described(
+        fields.Integer,
+        "For `open` rows of a round that was drawn: the value of the prizes won, in"
+        " `currency`. Otherwise null.",
+        400,
+        nullable=True,
+        data_key="payoutMinor",
+    )
+    currency = _described(fields.String, "The wallet currency of the call (or the round's).", "EUR")
     status = _described(
         fields.String,
-        "A wallet call: `accepted` (applied), `refused` (not applied) or `pending` (outcome"
-        " unknown, being re-sent). An opening: `completed`.",
-        "accepted",
-        validate=validate.OneOf(["accepted", "pending", "refused", "completed"]),
+        "A purchase or open debit: what its round is now (`held`, `settled`, `refunded`)."
+        " An opening: `settled`. A refund: `refunded`. A cashback: `completed`. A call"
+        " the wallet refused: `voided` (no money moved). `pending` (ours): the wallet's"
+        " answer is not known yet; the call is being re-sent with the same key.",
+        "settled",
+        metadata={"enum": [str(s) for s in HistoryStatus]},
     )
-    occurredAt = _described(
+    idempotency_key = _described(
+        fields.String,
+        "The key the wallet call carried (its `Idempotency-Key`); null for an opening,"
+        " which calls no wallet.",
+        "round:" + EXAMPLE_ROUND_ID,
+        nullable=True,
+        data_key="idempotencyKey",
+    )
+    provider_txn_ref = _described(
+        fields.String,
+        "The wallet's own reference, once it accepted the call.",
+        "tx_9f2",
+        nullable=True,
+        data_key="providerTxnRef",
+    )
+    occurred_at = _described(
         UtcTimestamp,
         "When the wallet call was recorded (just before it was sent), or when the box was"
         " opened. Never changes: the order of the list.",
         WON_AT,
+        data_key="occurredAt",
     )
-    completedAt = _described(
+    completed_at = _described(
         UtcTimestamp,
-        "When the wallet's definite answer was recorded; null while pending.",
+        "Ours: when the wallet's definite answer was recorded; null while pending.",
         "2026-11-21T10:00:00.183456Z",
         nullable=True,
+        data_key="completedAt",
     )
-    playerExternalId = _described(fields.String, "The player concerned.", "u_8431")
-    amountMinor = _described(
+    player_external_id = _described(
+        fields.String, "Ours: the player concerned.", PLAYER, data_key="playerExternalId"
+    )
+    signed_operator_amount_minor = _described(
         fields.Integer,
-        "Signed from the player's side: a debit is negative, a credit positive, an opening"
-        " 0. In `currency`.",
-        353,
+        "Ours: the same amount in the operator currency, signed alike.",
+        -500,
+        data_key="operatorAmountMinor",
     )
-    currency = _described(fields.String, "The wallet currency of the call.", "USD")
-    operatorAmountMinor = _described(
-        fields.Integer, "The same amount in the operator currency, signed alike.", 320
-    )
-    operatorCurrency = _described(
-        fields.String, "The operator currency; null for an opening.", "EUR", nullable=True
+    operator_currency = _described(
+        fields.String,
+        "Ours: the operator currency; null for an opening.",
+        "EUR",
+        nullable=True,
+        data_key="operatorCurrency",
     )
     rate = _described(
         fields.String,
-        "The rate from the operator currency to `currency`; null for an opening.",
-        "1.1042",
+        "Ours: the rate from the operator currency to `currency`; null for an opening.",
+        "1",
         nullable=True,
     )
-    idempotencyKey = _described(
-        fields.String,
-        "The key the wallet call carried (its `Idempotency-Key`); null for an opening,"
-        " which calls no wallet.",
-        "cashback:inventory:88",
+    balance_after_minor = _described(
+        fields.Integer,
+        "Ours: the wallet's balance after the call, if it said.",
+        99500,
         nullable=True,
+        data_key="balanceAfterMinor",
     )
-    providerTxnRef = _described(
-        fields.String, "The wallet's own reference, once accepted.", "tx_9f2", nullable=True
-    )
-    balanceAfterMinor = _described(
-        fields.Integer, "The wallet's balance after it, if it said.", 11820, nullable=True
-    )
-    roundPublicId = _described(
-        fields.String,
-        "The round, for a purchase, refund or opening.",
-        ROUND_EXAMPLE,
-        nullable=True,
-    )
-    inventoryItemId = _described(fields.Integer, "The item, for a cashback.", 88, nullable=True)
     mode = _described(
         fields.String,
-        "A purchase's or opening's mode: `open` (atomic) or `prepay`.",
-        "prepay",
+        "Ours: how the round of a purchase or open row was bought: `open` (atomic) or `prepay`.",
+        "open",
         nullable=True,
     )
-    refusalCode = _described(
-        fields.String, "The wallet's code, when it refused.", "INSUFFICIENT_FUNDS", nullable=True
+    refusal_code = _described(
+        fields.String,
+        "Ours: the wallet's code, when it refused.",
+        None,
+        nullable=True,
+        data_key="refusalCode",
     )
 
 
 class HistoryPageSchema(Schema):
-    entries = fields.List(
+    items = fields.List(
         fields.Nested(HistoryEntrySchema),
         required=True,
         metadata={"description": "At most `limit` rows, newest first."},
     )
-    nextCursor = _page_cursor()
+    cursor = _page_cursor()
 
 
 # --- whole answers, the OpenAPI document's examples -------------------------------------------
@@ -288,65 +385,70 @@ class HistoryPageSchema(Schema):
 INVENTORY_EXAMPLE = {
     "items": [
         {
-            "inventoryItemId": 88,
-            "itemId": 12,
-            "name": "Gold Coin",
-            "valueMinor": 400,
+            "id": 88,
+            "itemId": 906,
+            "name": "Golden Sword",
+            "type": "physical",
+            "imageUrl": None,
+            "valueMinor": 320,
             "currency": "EUR",
-            "cashbackMinor": 320,
             "state": "unresolved",
-            "roundPublicId": ROUND_EXAMPLE,
-            "reelIndex": 0,
-            "boxVersionId": 3,
+            "cashbackMinor": 256,
+            "shippable": True,
+            "wonAtRoundPublicId": EXAMPLE_ROUND_ID,
             "createdAt": WON_AT,
+            "reelIndex": 0,
+            "boxVersionId": 1201,
             "updatedAt": WON_AT,
         }
     ],
-    "nextCursor": None,
+    "cursor": {"next": INVENTORY_CURSOR_EXAMPLE, "prev": None},
 }
 
 HISTORY_EXAMPLE = {
-    "entries": [
+    "items": [
         {
-            "entryId": "mm_1043",
+            "id": "txn_mm_1043",
             "type": "cashback",
-            "status": "accepted",
+            "roundPublicId": None,
+            "inventoryItemId": 88,
+            "amountMinor": 347,
+            "payoutMinor": None,
+            "currency": "USD",
+            "status": "completed",
+            "idempotencyKey": "cashback:inventory:88",
+            "providerTxnRef": "tx_9f3",
             "occurredAt": "2026-11-21T10:05:00.000000Z",
             "completedAt": "2026-11-21T10:05:00.061234Z",
-            "playerExternalId": "u_8431",
-            "amountMinor": 347,
-            "currency": "USD",
+            "playerExternalId": PLAYER,
             "operatorAmountMinor": 320,
             "operatorCurrency": "EUR",
             "rate": "1.0842",
-            "idempotencyKey": "cashback:inventory:88",
-            "providerTxnRef": "tx_9f3",
             "balanceAfterMinor": 100347,
-            "roundPublicId": None,
-            "inventoryItemId": 88,
             "mode": None,
             "refusalCode": None,
         },
         {
-            "entryId": "mm_1042",
-            "type": "purchase",
-            "status": "accepted",
+            "id": "txn_mm_1042",
+            "type": "open",
+            "roundPublicId": EXAMPLE_ROUND_ID,
+            "inventoryItemId": None,
+            "amountMinor": -500,
+            "payoutMinor": 400,
+            "currency": "EUR",
+            "status": "settled",
+            "idempotencyKey": "round:" + EXAMPLE_ROUND_ID,
+            "providerTxnRef": "tx_9f2",
             "occurredAt": WON_AT,
             "completedAt": "2026-11-21T10:00:00.183456Z",
-            "playerExternalId": "u_8431",
-            "amountMinor": -500,
-            "currency": "EUR",
+            "playerExternalId": PLAYER,
             "operatorAmountMinor": -500,
             "operatorCurrency": "EUR",
             "rate": "1",
-            "idempotencyKey": "round:" + ROUND_EXAMPLE,
-            "providerTxnRef": "tx_9f2",
             "balanceAfterMinor": 99500,
-            "roundPublicId": ROUND_EXAMPLE,
-            "inventoryItemId": None,
             "mode": "open",
             "refusalCode": None,
         },
     ],
-    "nextCursor": None,
+    "cursor": {"next": None, "prev": None},
 }

@@ -19,7 +19,7 @@ from schemas.s2s import ErrorSchema
 
 log = logging.getLogger("lootbox.api")
 
-WEBARGS_PLACES = {"json", "query"}
+WEBARGS_PLACES = {"json", "query", "path"}
 
 # Werkzeug's HTTP errors (routing, size limit, content type) in our envelope: the codes of
 # the classes that document them, and generic codes for the statuses nothing documents.

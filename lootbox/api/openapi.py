@@ -79,20 +79,10 @@ def _flatten(declared: Iterable[Declared]) -> list[ErrorClass]:
     """The classes of ``declared`` in order, without repeats."""
     classes: list[ErrorClass] = []
     for item in declared:
-        if isinstance(item, dict):  # TRANSITIONAL: {status: [codes]}, until views declare classes
-            item = [_BY_CODE[code] for codes in item.values() for code in codes]
         for cls in (item,) if isinstance(item, type) else item:
             if cls not in classes:
                 classes.append(cls)
     return classes
-
-
-def _tree(cls: ErrorClass) -> list[ErrorClass]:
-    return [cls, *(sub for child in cls.__subclasses__() for sub in _tree(child))]
-
-
-_BY_CODE = {cls.code: cls for cls in reversed(_tree(e.LootboxError))}
-_BY_CODE[WALLET_REFUSAL] = e.WalletRefused
 
 
 def by_status(*declared: Declared) -> dict[int, list[ErrorClass]]:

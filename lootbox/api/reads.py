@@ -6,8 +6,6 @@ the empty body); read-only, so no idempotency key.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import g
 from flask_smorest import Blueprint
 from marshmallow import RAISE
@@ -15,8 +13,14 @@ from marshmallow import RAISE
 from lootbox.api.auth import authenticate_s2s_request
 from lootbox.api.openapi import QUERY_ERRORS, signed_operation
 from lootbox.container import container
-from lootbox.domain.listings import HistoryEntry, HistoryType, ItemListing
-from lootbox.services.listings import HistoryQuery, InventoryQuery, list_history, list_inventory
+from lootbox.domain.listings import HistoryEntry, ItemListing
+from lootbox.services.listings import (
+    HistoryQuery,
+    InventoryQuery,
+    Page,
+    list_history,
+    list_inventory,
+)
 from schemas.reads import (
     HISTORY_EXAMPLE,
     INVENTORY_EXAMPLE,
@@ -44,25 +48,17 @@ blp.before_request(authenticate_s2s_request)
     example=INVENTORY_EXAMPLE,
 )
 @signed_operation(blp, "inventory", QUERY_ERRORS)
-def inventory(args: dict[str, Any]) -> dict[str, Any]:
+def inventory(query: InventoryQuery) -> Page[ItemListing]:
     """A player's inventory items, newest first, one page at a time.
 
-    `state` picks one state (default `unresolved`) or `all`; an item whose cashout is in
-    flight still reads `unresolved`. Pages are keyset-paged: pass `nextCursor` back as
-    `cursor`, with the same filters, until it is `null`. Items won while you page never
-    shift or repeat a page. An unknown player has no items (an empty page, not a 404).
+    `state` is a comma list of states (default `unresolved`; unknown states are ignored)
+    or `all`; an item whose cashout is in flight still reads `unresolved`. Pages are
+    keyset-paged: pass `cursor.next` (or `cursor.prev`) back as `cursor`, with the same
+    filters, for the page after (or before); each is `null` at its end of the list. Items
+    won while you page never shift or repeat a page. An unknown player has no items (an
+    empty page, not a 404).
     """
-    page = list_inventory(
-        container().services,
-        InventoryQuery(
-            operator_id=g.operator.id,
-            player_external_id=args["playerExternalId"],
-            state=args["state"],
-            limit=args["limit"],
-            cursor=args["cursor"],
-        ),
-    )
-    return {"items": [_item(row) for row in page.rows], "nextCursor": page.next_cursor}
+    return list_inventory(container().services, g.operator.id, query)
 
 
 @blp.route("/history", methods=["GET"])
@@ -74,67 +70,17 @@ def inventory(args: dict[str, Any]) -> dict[str, Any]:
     example=HISTORY_EXAMPLE,
 )
 @signed_operation(blp, "history", QUERY_ERRORS)
-def history(args: dict[str, Any]) -> dict[str, Any]:
+def history(query: HistoryQuery) -> Page[HistoryEntry]:
     """The money ledger, newest first: what to reconcile a wallet from.
 
-    One row per wallet call this service made for the operator, whatever became of it
-    (`accepted`, `refused`, or `pending` while its outcome is unknown), with the
-    idempotency key the call carried and the wallet's `providerTxnRef`; `amountMinor` is
-    signed from the player's side. Openings of prepaid boxes are rows of 0 (`type: open`).
-    Filter by player, `types` and an inclusive `from`/`to` window on `occurredAt`; omit the
-    player for the whole operator. Keyset-paged like the inventory. How to reconcile:
+    One row per wallet call this service made for the operator, whatever became of it,
+    with the idempotency key the call carried and the wallet's `providerTxnRef`;
+    `amountMinor` is signed from the player's side. Openings of held boxes are `open`
+    rows of 0. `status` is `held`, `settled` or `refunded` for a debit (what its round is
+    now), `refunded` for a refund, `completed` for a cashback, `voided` for a call the
+    wallet refused, and `pending` while the wallet's answer is unknown. Filter by player,
+    `types` and an inclusive `from`/`to` window on `occurredAt`; omit the player for the
+    whole operator. Keyset-paged like the inventory. How to reconcile:
     docs/reconciling.md.
     """
-    page = list_history(
-        container().services,
-        HistoryQuery(
-            operator_id=g.operator.id,
-            player_external_id=args["playerExternalId"],
-            types=frozenset(HistoryType(t) for t in args["types"]),
-            since=args["from_"],
-            until=args["to"],
-            limit=args["limit"],
-            cursor=args["cursor"],
-        ),
-    )
-    return {"entries": [_entry(row) for row in page.rows], "nextCursor": page.next_cursor}
-
-
-def _item(item: ItemListing) -> dict[str, Any]:
-    return {
-        "inventoryItemId": item.inventory_item_id,
-        "itemId": item.prize_id,
-        "name": item.name,
-        "valueMinor": item.value_minor,
-        "currency": item.currency,
-        "cashbackMinor": item.cashback_minor,
-        "state": item.external_state,
-        "roundPublicId": item.round_public_id,
-        "reelIndex": item.reel_index,
-        "boxVersionId": item.box_version_id,
-        "createdAt": item.created_at,
-        "updatedAt": item.updated_at,
-    }
-
-
-def _entry(entry: HistoryEntry) -> dict[str, Any]:
-    return {
-        "entryId": entry.entry_id,
-        "type": str(entry.type),
-        "status": entry.status,
-        "occurredAt": entry.position.occurred_at,
-        "completedAt": entry.completed_at,
-        "playerExternalId": entry.player_external_id,
-        "amountMinor": entry.signed_amount_minor,
-        "currency": entry.currency,
-        "operatorAmountMinor": entry.signed_operator_amount_minor,
-        "operatorCurrency": entry.operator_currency,
-        "rate": entry.rate,
-        "idempotencyKey": entry.idempotency_key,
-        "providerTxnRef": entry.provider_txn_ref,
-        "balanceAfterMinor": entry.balance_after_minor,
-        "roundPublicId": entry.round_public_id,
-        "inventoryItemId": entry.inventory_item_id,
-        "mode": entry.mode,
-        "refusalCode": entry.refusal_code,
-    }
+    return list_history(container().services, g.operator.id, query)

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -24,6 +25,9 @@ from lootbox.client.errors import (
     error_from_response,
 )
 from lootbox.client.models import (
+    BoxDetail,
+    BoxList,
+    BoxVersionInfo,
     CancelResult,
     CashoutResult,
     Health,
@@ -31,6 +35,7 @@ from lootbox.client.models import (
     HistoryPage,
     InventoryItem,
     InventoryPage,
+    PageCursor,
     ReelPick,
     RoundResult,
     ShapeError,
@@ -261,31 +266,37 @@ class LootboxClient:
     def inventory(
         self,
         player_external_id: str,
-        state: str | None = None,
+        state: Iterable[str] | str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> InventoryPage:
-        """One page of a player's items (``GET /inventory``).
+        """One page of a player's items (``GET /inventory``), newest first.
 
-        ``state``: ``unresolved`` (the server's default), ``cashed_back``,
-        ``ship_requested``, ``fulfilled``, ``expired`` or ``all``. ``limit``: 1 to 200
-        (server default 50). ``cursor``: the previous page's ``next_cursor``.
+        ``state``: one or several of ``unresolved`` (the server's default),
+        ``cashed_back``, ``ship_requested``, ``fulfilled``, ``expired``, or ``all``; the
+        server ignores states it does not know. ``limit``: 1 to 200 (server default 50).
+        ``cursor``: a page's ``cursor.next`` (the page after it) or ``cursor.prev`` (the
+        page before it), with the same ``state``.
         """
         query = {
             "playerExternalId": player_external_id,
-            "state": state,
+            "state": _comma(state),
             "limit": limit,
             "cursor": cursor,
         }
         return self._call("GET", "/inventory", InventoryPage.from_json, query)
 
     def iter_inventory(
-        self, player_external_id: str, state: str | None = None, page_size: int | None = None
+        self,
+        player_external_id: str,
+        state: Iterable[str] | str | None = None,
+        page_size: int | None = None,
     ) -> Iterator[InventoryItem]:
-        """Every item of the player in ``state``, page after page (lazily)."""
+        """Every item of the player in ``state``, newest first, page after page (lazily)."""
+        state = _comma(state)
         return _follow(
             lambda cursor: self.inventory(player_external_id, state, page_size, cursor),
-            lambda page: (page.items, page.next_cursor),
+            lambda page: (page.items, page.cursor),
         )
 
     def history(
@@ -299,14 +310,15 @@ class LootboxClient:
     ) -> HistoryPage:
         """One page of the money ledger (``GET /history``), newest first.
 
-        ``player_external_id``: one player (default all). ``types``: any of ``purchase``,
-        ``open``, ``refund``, ``cashback``. ``from_`` / ``to``: inclusive bounds, aware
-        ``datetime``s or ISO 8601 strings. ``limit``: up to 200. ``cursor``: the previous
-        page's ``next_cursor``.
+        ``player_external_id``: one player (default all). ``types``: any of ``purchase``
+        (pre-pays), ``open`` (atomic opens and openings of held boxes), ``refund``,
+        ``cashback``. ``from_`` / ``to``: inclusive bounds, aware ``datetime``s or ISO 8601
+        strings. ``limit``: up to 200. ``cursor``: a page's ``cursor.next`` or
+        ``cursor.prev``, with the same filters.
         """
         query = {
             "playerExternalId": player_external_id,
-            "types": types if types is None or isinstance(types, str) else ",".join(types),
+            "types": _comma(types),
             "from": None if from_ is None else _iso(from_),
             "to": None if to is None else _iso(to),
             "limit": limit,
@@ -322,12 +334,62 @@ class LootboxClient:
         to: datetime | str | None = None,
         page_size: int | None = None,
     ) -> Iterator[HistoryEntry]:
-        """Every ledger entry matching the filters, newest first, page after page."""
-        types = types if types is None or isinstance(types, str) else tuple(types)
+        """Every ledger row matching the filters, newest first, page after page."""
+        types = _comma(types)
         return _follow(
             lambda cursor: self.history(player_external_id, types, from_, to, page_size, cursor),
-            lambda page: (page.entries, page.next_cursor),
+            lambda page: (page.items, page.cursor),
         )
+
+    # --- catalog -------------------------------------------------------------------------
+
+    def list_boxes(
+        self,
+        page: int | None = None,
+        per_page: int | None = None,
+        ids: Iterable[int] | None = None,
+        name: Iterable[str] | str | None = None,
+        slug: Iterable[str] | str | None = None,
+        is_active: Iterable[bool] | bool | None = None,
+        sort: str | None = None,
+        currency: str | None = None,
+    ) -> BoxList:
+        """One page of the catalog (``GET /boxes``).
+
+        ``page``: 1-based (default 1); ``per_page``: up to 200 (default 100). ``ids``:
+        exactly these boxes, whatever their state (to detect a deactivation); without it,
+        only boxes that can be bought. ``name``, ``slug``, ``is_active``: filters, each a
+        value or several (any of them matches); filters combine with AND. ``sort``:
+        ``name`` (default) or ``price``, ``-`` first for descending. ``currency``: prices
+        converted into it (``BusinessRuleError`` ``UNSUPPORTED_CURRENCY`` if the operator
+        has no rate for it).
+        """
+        query = {
+            "page": page,
+            "perPage": per_page,
+            "ids": None if ids is None else ",".join(str(_box_id(i)) for i in ids),
+            "filter[name]": _comma(name),
+            "filter[slug]": _comma(slug),
+            "filter[isActive]": _comma_bools(is_active),
+            "sort": sort,
+            "currency": currency,
+        }
+        return self._call("GET", "/boxes", BoxList.from_json, query)
+
+    def get_box(self, box_id: int, currency: str | None = None) -> BoxDetail:
+        """A box's current offer with its prize table (``GET /boxes/{boxId}``).
+
+        Raises ``NotFoundError`` (``UNKNOWN_BOX``), ``ConflictError`` (``BOX_NOT_PLAYABLE``:
+        inactive, or no current version).
+        """
+        path = f"/boxes/{_box_id(box_id)}"
+        return self._call("GET", path, BoxDetail.from_json, {"currency": currency})
+
+    def get_box_version(self, box_id: int, currency: str | None = None) -> BoxVersionInfo:
+        """The live version of a box to buy, without its prizes
+        (``GET /boxes/{boxId}/version``). Same errors as ``get_box``."""
+        path = f"/boxes/{_box_id(box_id)}/version"
+        return self._call("GET", path, BoxVersionInfo.from_json, {"currency": currency})
 
     # --- the transport -----------------------------------------------------------------------
 
@@ -497,7 +559,8 @@ def _is_transient(exc: requests.RequestException) -> bool:
 
 def _decode(content: bytes, status: int, request_id: str | None) -> Any:
     try:
-        return json.loads(content)
+        # Numbers with a fraction (odds) as written, never rounded through a float.
+        return json.loads(content, parse_float=Decimal)
     except ValueError as exc:
         raise UnexpectedResponseError(
             f"HTTP {status} with a body that is not JSON",
@@ -517,6 +580,27 @@ def _reel(spec: ReelSpec, position: int) -> dict[str, int]:
     raise TypeError(f"a reel is a ReelPick, a mapping or a box version id, not {spec!r}")
 
 
+def _comma(values: Iterable[str] | str | None) -> str | None:
+    """A query list: one value, or several joined with commas."""
+    if values is None or isinstance(values, str):
+        return values
+    return ",".join(values)
+
+
+def _comma_bools(values: Iterable[bool] | bool | None) -> str | None:
+    if values is None:
+        return None
+    flags = (values,) if isinstance(values, bool) else tuple(values)
+    return ",".join("true" if flag else "false" for flag in flags)
+
+
+def _box_id(value: int) -> int:
+    """A box id goes into the URL path: an integer, never text that could change it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"a box id is an integer, not {value!r}")
+    return value
+
+
 def _iso(value: datetime | str) -> str:
     if isinstance(value, str):
         return value
@@ -530,12 +614,13 @@ PageT = TypeVar("PageT")
 
 def _follow(
     fetch: Callable[[str | None], PageT],
-    unpack: Callable[[PageT], tuple[Sequence[T], str | None]],
+    unpack: Callable[[PageT], tuple[Sequence[T], PageCursor]],
 ) -> Iterator[T]:
-    """Yield every row of every page, following ``nextCursor`` until it is ``None``."""
+    """Yield every row of every page, following ``cursor.next`` until it is ``None``."""
     cursor: str | None = None
     while True:
-        rows, next_cursor = unpack(fetch(cursor))
+        rows, cursors = unpack(fetch(cursor))
+        next_cursor = cursors.next
         yield from rows
         if next_cursor is None:
             return

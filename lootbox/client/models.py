@@ -5,8 +5,13 @@ does not know yet included), the answer's ``X-Request-Id`` in ``request_id`` and
 money calls, ``replayed``: ``True`` when the service answered a retry with the stored
 answer of an earlier attempt (``Idempotent-Replayed: true``), so nothing moved this time.
 
-Money is always ``int`` minor units with its ISO 4217 ``currency``; FX rates are
-``Decimal``; times are timezone-aware UTC ``datetime``. Never a float.
+Money is always ``int`` minor units with its ISO 4217 ``currency``; FX rates and odds
+are ``Decimal``; times are timezone-aware UTC ``datetime``. Never a float: answers are
+decoded with JSON numbers that have a fraction read as ``Decimal``.
+
+Lists (inventory, history) come in LootBox's envelope: ``items`` and a ``cursor`` with
+``next`` and ``prev``. Fields the LootBox documentation defines are required; fields this
+service adds beyond them are optional (``None`` when a server does not send them).
 """
 
 from __future__ import annotations
@@ -76,6 +81,25 @@ def _opt_time(doc: Mapping[str, Any], name: str) -> datetime | None:
     return None if _maybe(doc, name) is None else _time(doc, name)
 
 
+def _bool(doc: Mapping[str, Any], name: str) -> bool:
+    value = _get(doc, name)
+    if not isinstance(value, bool):
+        raise ShapeError(f"{name!r} must be a boolean, got {value!r}")
+    return value
+
+
+def _opt_bool(doc: Mapping[str, Any], name: str) -> bool | None:
+    return None if _maybe(doc, name) is None else _bool(doc, name)
+
+
+def _number(doc: Mapping[str, Any], name: str) -> Decimal:
+    """A JSON number, exactly as written (decoded as ``Decimal``, never a float)."""
+    value = _get(doc, name)
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ShapeError(f"{name!r} must be a number, got {value!r}")
+    return Decimal(value)
+
+
 def _opt_decimal(doc: Mapping[str, Any], name: str) -> Decimal | None:
     value = _maybe(doc, name)
     if value is None:
@@ -100,6 +124,10 @@ def _object(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ShapeError(f"{name!r} must be an object")
     return value
+
+
+def _opt_object(doc: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    return None if _maybe(doc, name) is None else _object(doc, name)
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -304,15 +332,40 @@ class RoundResult:
 
 @dataclass(frozen=True)
 class Health:
-    """``GET /health``: the key, the secret and the clock are right."""
+    """``GET /health``: the key, the secret and the clock are right. ``time`` is the
+    server's clock (``None`` from a server that does not send it)."""
 
     status: str
-    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    time: datetime | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     request_id: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any], request_id: str | None = None) -> Health:
-        return cls(status=_str(doc, "status"), raw=doc, request_id=request_id)
+        return cls(
+            status=_str(doc, "status"),
+            time=_opt_time(doc, "time"),
+            raw=doc,
+            request_id=request_id,
+        )
+
+
+# --- lists -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Opaque cursors of a page: pass one back as ``cursor`` for the page after it
+    (``next``, older rows; ``None`` on the last page) or before it (``prev``, newer rows;
+    ``None`` on the first page)."""
+
+    next: str | None
+    prev: str | None
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> PageCursor:
+        cursor = _object(doc, "cursor")
+        return cls(next=_opt_str(cursor, "next"), prev=_opt_str(cursor, "prev"))
 
 
 # --- inventory -----------------------------------------------------------------------------------
@@ -320,47 +373,56 @@ class Health:
 
 @dataclass(frozen=True)
 class InventoryItem:
-    """One of a player's items (``GET /inventory``)."""
+    """One of a player's items (``GET /inventory``). ``id`` is what ``cashout`` takes;
+    ``item_id`` is the catalog prize. ``value_minor``, ``cashback_minor`` (what a cashout
+    would credit now; ``None`` if nothing) and ``currency`` are in the operator currency.
+    ``reel_index``, ``box_version_id`` and ``updated_at`` are this service's additions."""
 
-    inventory_item_id: int
+    id: int
     item_id: int
     name: str
+    type: str  # physical | digital | bonus
+    image_url: str | None
     value_minor: int
     currency: str
-    cashback_minor: int | None
     state: str
-    round_public_id: str
-    reel_index: int
-    box_version_id: int
+    cashback_minor: int | None
+    shippable: bool
+    won_at_round_public_id: str
     created_at: datetime
-    updated_at: datetime
+    reel_index: int | None
+    box_version_id: int | None
+    updated_at: datetime | None
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> InventoryItem:
         return cls(
-            inventory_item_id=_int(doc, "inventoryItemId"),
+            id=_int(doc, "id"),
             item_id=_int(doc, "itemId"),
             name=_str(doc, "name"),
+            type=_str(doc, "type"),
+            image_url=_opt_str(doc, "imageUrl"),
             value_minor=_int(doc, "valueMinor"),
             currency=_str(doc, "currency"),
-            cashback_minor=_opt_int(doc, "cashbackMinor"),
             state=_str(doc, "state"),
-            round_public_id=_str(doc, "roundPublicId"),
-            reel_index=_int(doc, "reelIndex"),
-            box_version_id=_int(doc, "boxVersionId"),
+            cashback_minor=_opt_int(doc, "cashbackMinor"),
+            shippable=_bool(doc, "shippable"),
+            won_at_round_public_id=_str(doc, "wonAtRoundPublicId"),
             created_at=_time(doc, "createdAt"),
-            updated_at=_time(doc, "updatedAt"),
+            reel_index=_opt_int(doc, "reelIndex"),
+            box_version_id=_opt_int(doc, "boxVersionId"),
+            updated_at=_opt_time(doc, "updatedAt"),
             raw=doc,
         )
 
 
 @dataclass(frozen=True)
 class InventoryPage:
-    """One page of ``GET /inventory``; ``next_cursor`` is ``None`` on the last page."""
+    """One page of ``GET /inventory``, newest first."""
 
     items: tuple[InventoryItem, ...]
-    next_cursor: str | None
+    cursor: PageCursor
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     request_id: str | None = field(default=None, compare=False)
 
@@ -368,7 +430,7 @@ class InventoryPage:
     def from_json(cls, doc: Mapping[str, Any], request_id: str | None = None) -> InventoryPage:
         return cls(
             items=tuple(InventoryItem.from_json(item) for item in _list(doc, "items")),
-            next_cursor=_opt_str(doc, "nextCursor"),
+            cursor=PageCursor.from_json(doc),
             raw=doc,
             request_id=request_id,
         )
@@ -379,76 +441,251 @@ class InventoryPage:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One row of the money ledger (``GET /history``): a wallet call (``entry_id``
-    ``mm_<n>``) or the opening of a prepaid box (``op_<n>``, amount 0, no wallet call).
+    """One row of the money ledger (``GET /history``): a wallet call, or the opening of a
+    held box (``type`` ``open``, amount 0, no wallet call, no ``idempotency_key``).
 
-    ``amount_minor`` is signed from the player's side (negative: a debit from the player)
-    in the wallet ``currency``; ``operator_amount_minor`` is the same amount in the
-    operator currency and ``rate`` the rate between them. ``status`` is ``accepted``,
-    ``pending`` (outcome not known yet, being re-driven), ``refused`` (``refusal_code``
-    says why) or, for an opening, ``completed``. ``idempotency_key`` is the key the wallet
-    call carried.
+    ``type``: ``purchase`` (a pre-pay), ``open`` (an atomic buy-and-open, or an opening),
+    ``refund``, ``cashback``. ``amount_minor`` is signed from the player's side (negative:
+    a debit) in ``currency``; ``payout_minor`` is what an ``open`` row won, in
+    ``currency``. ``status``: ``held``, ``settled``, ``refunded`` (what a debit's round
+    is now; ``refunded`` also for a refund), ``completed`` (a cashback), ``voided`` (the
+    wallet refused: nothing moved) or ``pending`` (the wallet's answer is not known yet).
+    ``idempotency_key`` and ``provider_txn_ref`` join the row to the wallet's own ledger.
+    The fields after ``occurred_at`` are this service's additions.
     """
 
-    entry_id: str
+    id: str
     type: str
     status: str
+    round_public_id: str | None
+    inventory_item_id: int | None
+    amount_minor: int
+    payout_minor: int | None
+    currency: str
+    idempotency_key: str | None
+    provider_txn_ref: str | None
     occurred_at: datetime
     completed_at: datetime | None
-    player_external_id: str
-    amount_minor: int
-    currency: str
+    player_external_id: str | None
     operator_amount_minor: int | None
     operator_currency: str | None
     rate: Decimal | None
-    idempotency_key: str | None
-    provider_txn_ref: str | None
-    round_public_id: str | None
-    inventory_item_id: int | None
-    refusal_code: str | None
     balance_after_minor: int | None
     mode: str | None
+    refusal_code: str | None
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> HistoryEntry:
         return cls(
-            entry_id=_str(doc, "entryId"),
+            id=_str(doc, "id"),
             type=_str(doc, "type"),
             status=_str(doc, "status"),
+            round_public_id=_opt_str(doc, "roundPublicId"),
+            inventory_item_id=_opt_int(doc, "inventoryItemId"),
+            amount_minor=_int(doc, "amountMinor"),
+            payout_minor=_opt_int(doc, "payoutMinor"),
+            currency=_str(doc, "currency"),
+            idempotency_key=_opt_str(doc, "idempotencyKey"),
+            provider_txn_ref=_opt_str(doc, "providerTxnRef"),
             occurred_at=_time(doc, "occurredAt"),
             completed_at=_opt_time(doc, "completedAt"),
-            player_external_id=_str(doc, "playerExternalId"),
-            amount_minor=_int(doc, "amountMinor"),
-            currency=_str(doc, "currency"),
+            player_external_id=_opt_str(doc, "playerExternalId"),
             operator_amount_minor=_opt_int(doc, "operatorAmountMinor"),
             operator_currency=_opt_str(doc, "operatorCurrency"),
             rate=_opt_decimal(doc, "rate"),
-            idempotency_key=_opt_str(doc, "idempotencyKey"),
-            provider_txn_ref=_opt_str(doc, "providerTxnRef"),
-            round_public_id=_opt_str(doc, "roundPublicId"),
-            inventory_item_id=_opt_int(doc, "inventoryItemId"),
-            refusal_code=_opt_str(doc, "refusalCode"),
             balance_after_minor=_opt_int(doc, "balanceAfterMinor"),
             mode=_opt_str(doc, "mode"),
+            refusal_code=_opt_str(doc, "refusalCode"),
             raw=doc,
         )
 
 
 @dataclass(frozen=True)
 class HistoryPage:
-    """One page of ``GET /history``, newest first; ``next_cursor`` ``None`` on the last."""
+    """One page of ``GET /history``, newest first."""
 
-    entries: tuple[HistoryEntry, ...]
-    next_cursor: str | None
+    items: tuple[HistoryEntry, ...]
+    cursor: PageCursor
     raw: Mapping[str, Any] = field(repr=False, compare=False)
     request_id: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any], request_id: str | None = None) -> HistoryPage:
         return cls(
-            entries=tuple(HistoryEntry.from_json(entry) for entry in _list(doc, "entries")),
-            next_cursor=_opt_str(doc, "nextCursor"),
+            items=tuple(HistoryEntry.from_json(entry) for entry in _list(doc, "items")),
+            cursor=PageCursor.from_json(doc),
+            raw=doc,
+            request_id=request_id,
+        )
+
+
+# --- catalog -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoxSummary:
+    """A box of the catalog (``GET /boxes``). ``box_version_id`` is what a purchase's
+    reel takes; ``price_minor`` is in ``currency`` (the requested one, else the
+    operator's); ``house_edge_bps`` is the player's expected loss, in basis points."""
+
+    box_id: int
+    name: str
+    slug: str
+    is_active: bool
+    is_published: bool
+    version_number: int | None
+    box_version_id: int | None
+    price_minor: int | None
+    currency: str
+    house_edge_bps: int | None
+    image: Mapping[str, Any] | None
+    custom_attributes: Mapping[str, Any]
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> BoxSummary:
+        return cls(
+            box_id=_int(doc, "boxId"),
+            name=_str(doc, "name"),
+            slug=_str(doc, "slug"),
+            is_active=_bool(doc, "isActive"),
+            is_published=_bool(doc, "isPublished"),
+            # A box asked for by id may have no current version: no version, no price.
+            version_number=_opt_int(doc, "versionNumber"),
+            box_version_id=_opt_int(doc, "boxVersionId"),
+            price_minor=_opt_int(doc, "priceMinor"),
+            currency=_str(doc, "currency"),
+            house_edge_bps=_opt_int(doc, "houseEdgeBps"),
+            image=_opt_object(doc, "image"),
+            custom_attributes=_opt_object(doc, "customAttributes") or {},
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True)
+class Pagination:
+    page: int
+    per_page: int
+    total: int
+    last_page: int
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Pagination:
+        return cls(
+            page=_int(doc, "page"),
+            per_page=_int(doc, "perPage"),
+            total=_int(doc, "total"),
+            last_page=_int(doc, "lastPage"),
+        )
+
+
+@dataclass(frozen=True)
+class BoxList:
+    """One page of ``GET /boxes`` (page-numbered, 1-based)."""
+
+    boxes: tuple[BoxSummary, ...]
+    pagination: Pagination
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    request_id: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], request_id: str | None = None) -> BoxList:
+        return cls(
+            boxes=tuple(BoxSummary.from_json(box) for box in _list(doc, "boxes")),
+            pagination=Pagination.from_json(_object(doc, "pagination")),
+            raw=doc,
+            request_id=request_id,
+        )
+
+
+@dataclass(frozen=True)
+class BoxPrize:
+    """A prize of a box's current version. ``odds`` is a probability, exactly as the
+    catalog holds it (the odds of a version sum to exactly 1)."""
+
+    item_id: int
+    name: str
+    type: str  # physical | digital | bonus
+    value_minor: int
+    currency: str
+    image_url: str | None
+    odds: Decimal
+    shippable: bool | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> BoxPrize:
+        return cls(
+            item_id=_int(doc, "itemId"),
+            name=_str(doc, "name"),
+            type=_str(doc, "type"),
+            value_minor=_int(doc, "valueMinor"),
+            currency=_str(doc, "currency"),
+            image_url=_opt_str(doc, "imageUrl"),
+            odds=_number(doc, "odds"),
+            shippable=_opt_bool(doc, "shippable"),
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True)
+class BoxDetail:
+    """``GET /boxes/{boxId}``: the box's current offer and its prize table.
+    ``box_version_id`` is what a purchase's reel takes to buy exactly this offer."""
+
+    box_id: int
+    box_version_id: int
+    name: str
+    price_minor: int
+    currency: str
+    house_edge_bps: int
+    snapshot_url: str
+    custom_attributes: Mapping[str, Any]
+    prizes: tuple[BoxPrize, ...]
+    version_number: int | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    request_id: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], request_id: str | None = None) -> BoxDetail:
+        box = _object(doc, "box")
+        return cls(
+            box_id=_int(box, "boxId"),
+            box_version_id=_int(box, "boxVersionId"),
+            name=_str(box, "name"),
+            price_minor=_int(box, "priceMinor"),
+            currency=_str(box, "currency"),
+            house_edge_bps=_int(box, "houseEdgeBps"),
+            snapshot_url=_str(box, "snapshotUrl"),
+            custom_attributes=_opt_object(box, "customAttributes") or {},
+            prizes=tuple(BoxPrize.from_json(prize) for prize in _list(box, "prizes")),
+            version_number=_opt_int(box, "versionNumber"),
+            raw=doc,
+            request_id=request_id,
+        )
+
+
+@dataclass(frozen=True)
+class BoxVersionInfo:
+    """``GET /boxes/{boxId}/version``: the live version to buy, without its prizes."""
+
+    box_id: int
+    box_version_id: int
+    version_number: int
+    price_minor: int
+    currency: str
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    request_id: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], request_id: str | None = None) -> BoxVersionInfo:
+        return cls(
+            box_id=_int(doc, "boxId"),
+            box_version_id=_int(doc, "boxVersionId"),
+            version_number=_int(doc, "versionNumber"),
+            price_minor=_int(doc, "priceMinor"),
+            currency=_str(doc, "currency"),
             raw=doc,
             request_id=request_id,
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 
@@ -84,13 +85,22 @@ class ApiKey:
     revoked: bool
 
 
+class PrizeType(StrEnum):
+    PHYSICAL = "physical"
+    DIGITAL = "digital"
+    BONUS = "bonus"
+
+
 @dataclass(frozen=True)
 class Prize:
     id: int
     name: str
     value_minor: int
-    odds: Decimal
+    odds: Decimal  # exactly the digits the catalog published
     cashback_bps: int | None
+    type: PrizeType = PrizeType.DIGITAL
+    image_url: str | None = None
+    shippable: bool = False
 
 
 @dataclass(frozen=True)
@@ -254,10 +264,17 @@ class PrizeSpec:
     value_minor: int
     odds: Decimal
     cashback_bps: int | None
+    type: PrizeType = PrizeType.DIGITAL
+    image_url: str | None = None
+    shippable: bool = False
 
 
 @dataclass(frozen=True)
 class BoxSpec:
+    """A box as the catalog document states it. ``is_active``, ``image`` and
+    ``custom_attributes`` are not part of the offer: changing them never makes a new
+    version (``lootbox.services.catalog.content_hash`` leaves them out)."""
+
     slug: str
     name: str
     price_minor: int
@@ -265,6 +282,9 @@ class BoxSpec:
     cashback_enabled: bool
     cashback_bps: int | None
     prizes: tuple[PrizeSpec, ...]
+    is_active: bool = True
+    image: dict[str, Any] | None = None
+    custom_attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

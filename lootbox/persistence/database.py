@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lootbox.domain.errors import ServiceUnavailable
 from lootbox.observability.metrics import count_statements
+from lootbox.persistence.catalog_reads import CatalogReadRepository
 from lootbox.persistence.idempotency_records import IdempotencyRecordRepository
 from lootbox.persistence.listings import ListingRepository
 from lootbox.persistence.repositories import (
@@ -139,6 +140,7 @@ class SqlAlchemyUnitOfWork:
         self.session = self.session_factory()
         self.operators = OperatorRepository(self.session)
         self.catalog = CatalogRepository(self.session)
+        self.catalog_reads = CatalogReadRepository(self.session)
         self.rounds = RoundRepository(self.session)
         self.items = InventoryRepository(self.session)
         self.ledger = LedgerRepository(self.session)

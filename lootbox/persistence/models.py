@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -27,10 +28,11 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from lootbox.domain.cashback import MAX_CASHBACK_BPS
-from lootbox.domain.records import OPERATOR_SLUG
+from lootbox.domain.records import OPERATOR_SLUG, PrizeType
 from lootbox.persistence.secrets import EncryptedText
 from lootbox.persistence.types import UtcDateTime
 
@@ -62,6 +64,11 @@ ITEM_STATES = (
     "fulfilled",
     "expired",
 )
+
+
+PRIZE_TYPES = tuple(str(t) for t in PrizeType)
+# A box version that is not superseded is its box's current one, playable or not.
+CURRENT_VERSION = "status <> 'superseded'"
 
 
 class Base(DeclarativeBase):
@@ -118,11 +125,16 @@ class BoxRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
     slug: Mapped[str] = mapped_column(String(64))
+    # Presentation, not part of the offer: changed in place by an import, never versioned.
+    image: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class BoxVersionRow(Base):
-    """Immutable once written: a changed box is a new version, the old one superseded."""
+    """Immutable once written: a changed box is a new version, the old one superseded.
+    Only ``status`` changes: ``active`` and ``inactive`` (deactivated, not superseded)
+    toggle in place, and either becomes ``superseded`` when a new version is published."""
 
     __tablename__ = "box_versions"
     __table_args__ = (
@@ -131,10 +143,10 @@ class BoxVersionRow(Base):
         CheckConstraint(_in("status", ("active", "superseded", "inactive")), name="status"),
         CheckConstraint(CASHBACK_BPS, name="cashback_bps"),
         Index(
-            "uq_box_versions_one_active",
+            "uq_box_versions_one_current",
             "box_id",
             unique=True,
-            postgresql_where=text("status = 'active'"),
+            postgresql_where=text(CURRENT_VERSION),
         ),
     )
 
@@ -157,6 +169,7 @@ class PrizeRow(Base):
         UniqueConstraint("box_version_id", "position"),
         CheckConstraint("value_minor >= 0", name="value_non_negative"),
         CheckConstraint(CASHBACK_BPS, name="cashback_bps"),
+        CheckConstraint(_in("type", PRIZE_TYPES), name="type"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -166,6 +179,9 @@ class PrizeRow(Base):
     value_minor: Mapped[int] = mapped_column(BigInteger)
     odds: Mapped[str] = mapped_column(String(40))
     cashback_bps: Mapped[int | None] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16))
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    shippable: Mapped[bool] = mapped_column(Boolean)
 
 
 class RoundRow(Base):

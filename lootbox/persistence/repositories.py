@@ -9,7 +9,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import CursorResult, Row, func, select, update
+from sqlalchemy import CursorResult, Row, func, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from lootbox.domain.records import (
     Operator,
     Prize,
     PrizeSpec,
+    PrizeType,
     Reel,
     RefundCandidate,
     Round,
@@ -36,6 +37,7 @@ from lootbox.domain.records import (
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
 from lootbox.persistence import statements as hot
 from lootbox.persistence.models import (
+    CURRENT_VERSION,
     ApiKeyRow,
     BoxRow,
     BoxVersionRow,
@@ -256,23 +258,16 @@ class CatalogRepository(_Repository):
             cashback_enabled=version.cashback_enabled,
             cashback_bps=version.cashback_bps,
             active=version.status == "active",
-            prizes=tuple(
-                Prize(
-                    id=p.id,
-                    name=p.name,
-                    value_minor=p.value_minor,
-                    odds=Decimal(p.odds),
-                    cashback_bps=p.cashback_bps,
-                )
-                for p in prizes
-            ),
+            prizes=tuple(prize_record(p) for p in prizes),
         )
 
     def publish(
         self, operator_id: int, spec: BoxSpec, content_hash: str, now: datetime
     ) -> tuple[int, int, bool]:
-        """Publish a box: reuse the active version if its content is unchanged, else add a
-        new version and supersede the old one. Returns ``(box_id, version_id, created)``."""
+        """Publish a box: keep the current version if its content is unchanged (setting its
+        status to what ``spec.is_active`` says, in place), else add a new version and
+        supersede the current one. The box's image and custom attributes are replaced.
+        Returns ``(box_id, version_id, created)``."""
         box = self.session.scalar(
             select(BoxRow)
             .where(BoxRow.operator_id == operator_id, BoxRow.slug == spec.slug)
@@ -281,19 +276,23 @@ class CatalogRepository(_Repository):
         if box is None:
             box = BoxRow(operator_id=operator_id, slug=spec.slug, created_at=now)
             self.session.add(box)
-            self.session.flush()
-        active = self.session.scalar(
-            select(BoxVersionRow).where(
-                BoxVersionRow.box_id == box.id, BoxVersionRow.status == "active"
-            )
+        box.image = spec.image
+        box.custom_attributes = spec.custom_attributes
+        self.session.flush()
+        status = "active" if spec.is_active else "inactive"
+        current = self.session.scalar(
+            select(BoxVersionRow).where(BoxVersionRow.box_id == box.id, text(CURRENT_VERSION))
         )
-        if active is not None and active.content_hash == content_hash:
-            return box.id, active.id, False
+        if current is not None and current.content_hash == content_hash:
+            if current.status != status:
+                current.status = status
+                self.session.flush()
+            return box.id, current.id, False
         latest = self.session.scalar(
             select(func.max(BoxVersionRow.version)).where(BoxVersionRow.box_id == box.id)
         )
-        if active is not None:
-            active.status = "superseded"
+        if current is not None:
+            current.status = "superseded"
             self.session.flush()
         version = BoxVersionRow(
             box_id=box.id,
@@ -304,7 +303,7 @@ class CatalogRepository(_Repository):
             cashback_enabled=spec.cashback_enabled,
             cashback_bps=spec.cashback_bps,
             content_hash=content_hash,
-            status="active",
+            status=status,
             created_at=now,
         )
         self.session.add(version)
@@ -317,11 +316,28 @@ class CatalogRepository(_Repository):
                 value_minor=prize.value_minor,
                 odds=str(prize.odds),
                 cashback_bps=prize.cashback_bps,
+                type=str(prize.type),
+                image_url=prize.image_url,
+                shippable=prize.shippable,
             )
             for position, prize in enumerate(spec.prizes)
         )
         self.session.flush()
         return box.id, version.id, True
+
+
+def prize_record(row: PrizeRow | Row[Any]) -> Prize:
+    """A prize row as the domain sees it; ``odds`` exactly as published (a decimal string)."""
+    return Prize(
+        id=row.id,
+        name=row.name,
+        value_minor=row.value_minor,
+        odds=Decimal(row.odds),
+        cashback_bps=row.cashback_bps,
+        type=PrizeType(row.type),
+        image_url=row.image_url,
+        shippable=row.shippable,
+    )
 
 
 # --- rounds and items ------------------------------------------------------------------------

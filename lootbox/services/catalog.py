@@ -1,4 +1,10 @@
-"""Catalog import: boxes and prizes, published as immutable versions."""
+"""Catalog import: boxes and prizes, published as immutable versions.
+
+What a player can win (a prize's name, value, odds, type, image and shippability, the
+box's name, price and rules) is the offer: changing it publishes a new version. Whether the
+box is active, its image and its custom attributes are not: they change in place, so a
+``boxVersionId`` a lobby holds stays playable through them.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from lootbox.domain.cashback import MAX_CASHBACK_BPS, is_cashback_bps
 from lootbox.domain.draw import validate_odds
 from lootbox.domain.errors import InvalidCatalog, OperatorNotFound
-from lootbox.domain.records import BoxSpec, PrizeSpec
+from lootbox.domain.records import BoxSpec, PrizeSpec, PrizeType
 from lootbox.ports import Clock, UnitOfWork
+
+MAX_IMAGE_URL_LENGTH = 2048
+# The box's ``image`` and ``customAttributes``, each as compact JSON: presentation for a
+# lobby, not a document store.
+MAX_ATTRIBUTES_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,9 @@ def parse_catalog(document: Any) -> list[BoxSpec]:
                 cashback_enabled=_bool(box, "cashbackEnabled", where, default=True),
                 cashback_bps=_optional_bps(box, "cashbackBps", where),
                 prizes=prizes,
+                is_active=_bool(box, "isActive", where, default=True),
+                image=_optional_object(box, "image", where),
+                custom_attributes=_optional_object(box, "customAttributes", where) or {},
             )
         )
     return specs
@@ -88,8 +103,28 @@ def import_catalog(
         return published
 
 
+# Not part of the offer (see the module docstring).
+_UNVERSIONED_FIELDS = ("is_active", "image", "custom_attributes")
+# A prize field at this value is left out of the hash: the versions published before the
+# field existed hold exactly this, and keep their hash (re-importing the same document does
+# not supersede them).
+_PRIZE_DEFAULTS: dict[str, Any] = {
+    "type": PrizeType.DIGITAL,
+    "image_url": None,
+    "shippable": False,
+}
+
+
 def content_hash(spec: BoxSpec) -> str:
-    document = json.dumps(asdict(spec), sort_keys=True, default=str)
+    """What decides whether an import publishes a new version: the offer's fields only."""
+    offer = asdict(spec)
+    for name in _UNVERSIONED_FIELDS:
+        del offer[name]
+    offer["prizes"] = [
+        {k: v for k, v in prize.items() if k not in _PRIZE_DEFAULTS or v != _PRIZE_DEFAULTS[k]}
+        for prize in offer["prizes"]
+    ]
+    document = json.dumps(offer, sort_keys=True, default=str)
     return hashlib.sha256(document.encode()).hexdigest()
 
 
@@ -105,12 +140,75 @@ def _prize(doc: Any, where: str) -> PrizeSpec:
         odds = Decimal(str(raw_odds))
     except InvalidOperation:
         raise InvalidCatalog(f"{where}.odds must be a number") from None
+    prize_type = _prize_type(doc, where)
     return PrizeSpec(
         name=_text(doc, "name", where, 200),
         value_minor=_int(doc, "valueMinor", where, minimum=0),
         odds=odds,
         cashback_bps=_optional_bps(doc, "cashbackBps", where),
+        type=prize_type,
+        image_url=_image_url(doc, where),
+        # Only a physical prize is shipped unless the catalog says otherwise.
+        shippable=_bool(doc, "shippable", where, default=prize_type is PrizeType.PHYSICAL),
     )
+
+
+def _prize_type(doc: dict[str, Any], where: str) -> PrizeType:
+    value = doc.get("type", PrizeType.DIGITAL)
+    try:
+        return PrizeType(value)
+    except ValueError:
+        allowed = ", ".join(str(t) for t in PrizeType)
+        raise InvalidCatalog(f"{where}.type must be one of {allowed}") from None
+
+
+def _image_url(doc: dict[str, Any], where: str) -> str | None:
+    value = doc.get("imageUrl")
+    if value is None:
+        return None
+    problem = (
+        f"{where}.imageUrl must be an http(s) URL of at most {MAX_IMAGE_URL_LENGTH} characters"
+    )
+    if not isinstance(value, str) or len(value) > MAX_IMAGE_URL_LENGTH:
+        raise InvalidCatalog(problem)
+    # Shown in operators' lobbies as is: only a plain absolute web address, nothing that a
+    # browser would run (javascript:, data:) or that would break a header or an attribute.
+    try:
+        url = urlsplit(value)
+    except ValueError:
+        raise InvalidCatalog(problem) from None
+    if url.scheme not in ("http", "https") or not url.hostname or not value.isprintable():
+        raise InvalidCatalog(problem)
+    if any(c.isspace() for c in value):
+        raise InvalidCatalog(problem)
+    return value
+
+
+def _optional_object(doc: dict[str, Any], field: str, where: str) -> dict[str, Any] | None:
+    """A JSON object stored as given (``null`` or absent: ``None``); numbers with a
+    fraction are stored as JSON numbers (binary floats, as most readers of them parse)."""
+    value = doc.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidCatalog(f"{where}.{field} must be an object or null")
+    try:
+        text = json.dumps(value, default=_json_number, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        raise InvalidCatalog(f"{where}.{field} must hold only JSON values") from None
+    if len(text.encode()) > MAX_ATTRIBUTES_BYTES:
+        raise InvalidCatalog(
+            f"{where}.{field} must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"
+        )
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _json_number(value: Any) -> Any:
+    """The CLI reads the document with ``parse_float=Decimal`` (for the odds)."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"not JSON: {value!r}")
 
 
 def _text(doc: dict[str, Any], field: str, where: str, max_length: int) -> str:

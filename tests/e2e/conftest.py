@@ -248,7 +248,7 @@ class SignedClient:
         return self.get("/api/s2s/history", query_string=urlencode(params))
 
     def pages(self, path: str, **params: Any) -> list[dict[str, Any]]:
-        """Every page of a listing, following ``nextCursor`` to the end."""
+        """Every page of a listing, following ``cursor.next`` to the end."""
         pages: list[dict[str, Any]] = []
         cursor = None
         while True:
@@ -256,7 +256,7 @@ class SignedClient:
             reply = self.get(path, query_string=urlencode(query))
             assert reply.status == 200, reply.data
             pages.append(reply.json)
-            cursor = reply.json["nextCursor"]
+            cursor = reply.json["cursor"]["next"]
             if cursor is None:
                 return pages
             assert len(pages) < 1000, "a cursor that never ends"

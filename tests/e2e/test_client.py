@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +44,7 @@ from lootbox.client import (
     WalletRefusedError,
 )
 from tests.e2e.conftest import (
+    CATALOG,
     GOLD_CASHBACK_EUR,
     PLAYER,
     RATES,
@@ -258,9 +260,11 @@ def test_a_held_round_is_opened_with_the_default_key_and_its_item_cashed_out(
 
 
 def test_health_proves_the_key_and_sends_the_sdk_user_agent(served: Served) -> None:
+    before = datetime.now(UTC)
     health = served.client().health()
 
-    assert health.status == "ok" and health.raw["status"] == "ok"
+    assert health.status == "ok" and set(health.raw) == {"status", "time"}
+    assert health.time is not None and before <= health.time <= datetime.now(UTC)
     assert health.request_id
     assert USER_AGENT.startswith("lootbox-python-client/")
 
@@ -792,23 +796,27 @@ def test_iter_inventory_follows_the_cursor_through_every_page(served: Served) ->
     client.cashout(PLAYER, cashed_id)
 
     first_page = client.inventory(PLAYER, state="all", limit=2)
+    second_page = client.inventory(PLAYER, state="all", limit=2, cursor=first_page.cursor.next)
+    back = client.inventory(PLAYER, state="all", limit=2, cursor=second_page.cursor.prev)
     everything = list(client.iter_inventory(PLAYER, state="all", page_size=2))
+    both = list(client.iter_inventory(PLAYER, state=["unresolved", "cashed_back"]))
     unresolved = list(client.iter_inventory(PLAYER, page_size=1))
     cashed_back = list(client.iter_inventory(PLAYER, state="cashed_back"))
 
-    assert len(first_page.items) == 2 and first_page.next_cursor is not None
-    assert sorted(i.inventory_item_id for i in everything) == sorted(
-        w.inventory_item_id for w in bought.won_items
-    )
-    assert len({i.inventory_item_id for i in everything}) == 3
-    assert {i.inventory_item_id for i in unresolved} == {
-        w.inventory_item_id for w in bought.won_items[1:]
-    }
+    assert len(first_page.items) == 2 and first_page.cursor.next is not None
+    assert first_page.cursor.prev is None
+    assert len(second_page.items) == 1 and second_page.cursor.next is None
+    assert back == first_page
+    assert sorted(i.id for i in everything) == sorted(w.inventory_item_id for w in bought.won_items)
+    assert len({i.id for i in everything}) == 3
+    assert both == everything
+    assert {i.id for i in unresolved} == {w.inventory_item_id for w in bought.won_items[1:]}
     assert all(i.state == "unresolved" for i in unresolved)
     (cashed,) = cashed_back
-    assert (cashed.inventory_item_id, cashed.state) == (cashed_id, "cashed_back")
-    assert cashed.round_public_id == bought.round.public_id
-    assert cashed.created_at.tzinfo is not None and cashed.updated_at >= cashed.created_at
+    assert (cashed.id, cashed.state, cashed.cashback_minor) == (cashed_id, "cashed_back", None)
+    assert cashed.won_at_round_public_id == bought.round.public_id
+    assert (cashed.type, cashed.image_url, cashed.shippable) == ("digital", None, False)
+    assert cashed.updated_at is not None and cashed.updated_at >= cashed.created_at
 
 
 def test_iter_history_follows_the_cursor_newest_first_with_signed_amounts(
@@ -828,9 +836,9 @@ def test_iter_history_follows_the_cursor_newest_first_with_signed_amounts(
     assert [e.occurred_at for e in entries] == sorted(
         (e.occurred_at for e in entries), reverse=True
     )
-    assert len({e.entry_id for e in entries}) == 4
+    assert len({e.id for e in entries}) == 4
     (cashback,) = cashbacks
-    assert cashback.type == "cashback" and cashback.status == "accepted"
+    assert cashback.type == "cashback" and cashback.status == "completed"
     assert (cashback.amount_minor, cashback.currency) == (GOLD_CASHBACK_USD, "USD")
     assert (cashback.operator_amount_minor, cashback.operator_currency) == (
         GOLD_CASHBACK_EUR,
@@ -839,11 +847,113 @@ def test_iter_history_follows_the_cursor_newest_first_with_signed_amounts(
     assert cashback.rate == Decimal(RATES["USD"])
     assert cashback.idempotency_key == f"cashback:inventory:{item_id}"
     assert cashback.inventory_item_id == item_id
-    debits = [e for e in entries if e.amount_minor < 0]
-    assert len(debits) == 2 and all(e.amount_minor == -GOLD_PRICE for e in debits)
-    (refund,) = [e for e in entries if e.type == "refund"]
-    assert refund.amount_minor == GOLD_PRICE
-    assert refund.idempotency_key == f"refund:round:{held.round.public_id}"
+    assert [(e.type, e.status, e.amount_minor, e.payout_minor) for e in entries[1:]] == [
+        ("refund", "refunded", GOLD_PRICE, None),
+        ("purchase", "refunded", -GOLD_PRICE, None),
+        ("open", "settled", -GOLD_PRICE, 400),
+    ]
+    assert entries[1].idempotency_key == f"refund:round:{held.round.public_id}"
+
+
+# --- the catalog ---------------------------------------------------------------------------------
+
+
+def require_catalog_endpoints(client: LootboxClient) -> None:
+    try:
+        client.list_boxes(per_page=1)
+    except NotFoundError as exc:
+        if exc.code == "NOT_FOUND":
+            pytest.skip("GET /api/s2s/boxes is not served by this build yet")
+        raise
+
+
+def box_ids(client: LootboxClient) -> dict[str, int]:
+    return {box.slug: box.box_id for box in client.list_boxes().boxes}
+
+
+def test_the_catalog_lists_boxes_and_shows_each_with_its_exact_odds(served: Served) -> None:
+    client = served.client()
+    require_catalog_endpoints(client)
+
+    listed = client.list_boxes()
+    ids = box_ids(client)
+    mixed = client.get_box(ids["mixed"])
+    live = client.get_box_version(ids["mixed"])
+
+    assert [box.name for box in listed.boxes] == sorted(box.name for box in listed.boxes)
+    assert listed.pagination.total == len(listed.boxes) == len(served.world.boxes)
+    assert all(box.is_active and box.currency == "EUR" for box in listed.boxes)
+    by_slug = {box.slug: box for box in listed.boxes}
+    assert {slug: box.box_version_id for slug, box in by_slug.items()} == served.world.boxes
+    assert (mixed.box_version_id, mixed.price_minor, mixed.currency) == (
+        served.box("mixed"),
+        100,
+        "EUR",
+    )
+    assert [(p.name, p.odds) for p in mixed.prizes] == [
+        ("Common Sticker", Decimal("0.7")),
+        ("Rare Poster", Decimal("0.3")),
+    ]
+    assert all(type(p.odds) is Decimal for p in mixed.prizes)
+    assert sum(p.odds for p in mixed.prizes) == 1
+    assert mixed.snapshot_url.endswith(f"/{served.box('mixed')}/snapshot")
+    assert (live.box_id, live.box_version_id, live.price_minor) == (
+        ids["mixed"],
+        served.box("mixed"),
+        100,
+    )
+    # What get_box gives a purchase is bought as it is.
+    bought = client.purchase(PLAYER, "act-catalog", [mixed.box_version_id])
+    assert bought.round.bet_minor == mixed.price_minor
+
+
+def test_the_catalog_filters_sorts_pages_and_converts(served: Served) -> None:
+    client = served.client()
+    require_catalog_endpoints(client)
+    ids = box_ids(client)
+
+    by_price = client.list_boxes(slug=["gold", "silver", "mixed"], sort="-price")
+    second = client.list_boxes(per_page=2, page=2)
+    named = client.list_boxes(name="Gold Box", is_active=True)
+    exact = client.list_boxes(ids=[ids["silver"], ids["gold"]])
+    gold_usd = client.get_box(ids["gold"], currency="USD")
+    live_usd = client.get_box_version(ids["gold"], currency="USD")
+
+    assert [box.slug for box in by_price.boxes] == ["gold", "silver", "mixed"]
+    assert (second.pagination.page, second.pagination.per_page, len(second.boxes)) == (2, 2, 2)
+    assert second.pagination.last_page == (len(served.world.boxes) + 1) // 2
+    assert [box.slug for box in named.boxes] == ["gold"]
+    assert sorted(box.slug for box in exact.boxes) == ["gold", "silver"]
+    assert (gold_usd.price_minor, gold_usd.currency) == (542, "USD")  # 500 × 1.0842
+    assert [(p.value_minor, p.currency) for p in gold_usd.prizes] == [(434, "USD")]
+    assert (live_usd.price_minor, live_usd.currency) == (542, "USD")
+
+
+def test_catalog_errors_raise_their_family(served: Served) -> None:
+    client = served.client()
+    require_catalog_endpoints(client)
+    ids = box_ids(client)
+    gold = next(b for b in CATALOG["boxes"] if b["slug"] == "gold")
+    served.world.import_catalog({"boxes": [{**gold, "isActive": False}]})
+
+    expect(NotFoundError, lambda: client.get_box(2**40), code="UNKNOWN_BOX", status=404)
+    expect(
+        NotFoundError,
+        lambda: client.get_box_version(2**40),
+        code="UNKNOWN_BOX",
+        status=404,
+    )
+    expect(ConflictError, lambda: client.get_box(ids["gold"]), code="BOX_NOT_PLAYABLE", status=409)
+    expect(
+        BusinessRuleError,
+        lambda: client.list_boxes(currency="GBP"),
+        code="UNSUPPORTED_CURRENCY",
+        status=422,
+    )
+    # A lobby notices the deactivation by asking for the box by id.
+    assert "gold" not in box_ids(client)
+    (gone,) = client.list_boxes(ids=[ids["gold"]]).boxes
+    assert (gone.slug, gone.is_active) == ("gold", False)
 
 
 # --- tenancy --------------------------------------------------------------------------------------

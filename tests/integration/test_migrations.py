@@ -244,3 +244,61 @@ def test_the_upgrade_names_cashback_above_the_whole_value(empty_postgres: str) -
         assert current_revision(engine) == "0004"
     finally:
         engine.dispose()
+
+
+def _box_at_0006(engine: Engine, statuses: tuple[str, ...] = ("active",)) -> int:
+    """An operator's box with one version per status and one prize on the first: rows as
+    revision 0006 holds them."""
+    _operator_with(engine, "acme", 0)
+    with engine.begin() as conn:
+        box_id = conn.execute(
+            text(
+                "INSERT INTO boxes (operator_id, slug, created_at) SELECT id, 'gold',"
+                " CURRENT_TIMESTAMP FROM operators RETURNING id"
+            )
+        ).scalar_one()
+        for number, status in enumerate(statuses, start=1):
+            version_id = conn.execute(
+                text(
+                    "INSERT INTO box_versions (box_id, version, name, price_minor, refundable,"
+                    " cashback_enabled, content_hash, status, created_at) VALUES (:box, :n,"
+                    " 'Gold', 500, true, true, 'h', :status, CURRENT_TIMESTAMP) RETURNING id"
+                ),
+                {"box": box_id, "n": number, "status": status},
+            ).scalar_one()
+            if number == 1:
+                conn.execute(
+                    text(
+                        "INSERT INTO prizes (box_version_id, position, name, value_minor, odds)"
+                        " VALUES (:v, 0, 'Coin', 400, '1')"
+                    ),
+                    {"v": version_id},
+                )
+    return int(box_id)
+
+
+def test_the_upgrade_makes_existing_prizes_digital_and_not_shippable(empty_postgres: str) -> None:
+    upgrade_database(empty_postgres, "0006")
+    engine = create_engine(empty_postgres)
+    try:
+        _box_at_0006(engine)
+        upgrade_database(empty_postgres)
+        with engine.connect() as conn:
+            prize = conn.execute(text("SELECT type, image_url, shippable FROM prizes")).one()
+            box = conn.execute(text("SELECT image, custom_attributes FROM boxes")).one()
+        assert tuple(prize) == ("digital", None, False)
+        assert tuple(box) == (None, {})
+    finally:
+        engine.dispose()
+
+
+def test_the_upgrade_names_a_box_with_two_current_versions(empty_postgres: str) -> None:
+    upgrade_database(empty_postgres, "0006")
+    engine = create_engine(empty_postgres)
+    try:
+        box_id = _box_at_0006(engine, ("active", "inactive"))
+        with pytest.raises(RuntimeError, match=rf"not superseded: \[{box_id}\]"):
+            upgrade_database(empty_postgres)
+        assert current_revision(engine) == "0006"
+    finally:
+        engine.dispose()

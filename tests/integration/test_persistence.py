@@ -709,18 +709,25 @@ def test_one_prize_per_reel(world: World, engine: Engine) -> None:
         )
 
 
-def test_one_active_version_per_box(world: World, engine: Engine) -> None:
-    with pytest.raises(IntegrityError), engine.begin() as conn:
+@pytest.mark.parametrize("status", ["active", "inactive"])
+def test_one_current_version_per_box(world: World, engine: Engine, status: str) -> None:
+    """A box has one version that is not superseded, active or deactivated."""
+    with pytest.raises(IntegrityError, match="uq_box_versions_one_current"), engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO box_versions (box_id, version, name, price_minor, refundable,"
                 " cashback_enabled, content_hash, status, created_at)"
                 " SELECT box_id, version + 1, name, price_minor, refundable,"
-                " cashback_enabled, 'other', 'active', created_at"
+                " cashback_enabled, 'other', :status, created_at"
                 " FROM box_versions WHERE id = :id"
             ),
-            {"id": world.box_version_id},
+            {"id": world.box_version_id, "status": status},
         )
+
+
+def test_a_prize_type_is_one_the_catalog_knows(world: World, engine: Engine) -> None:
+    with pytest.raises(IntegrityError, match="ck_prizes_type"), engine.begin() as conn:
+        conn.execute(text("UPDATE prizes SET type = 'cash'"))
 
 
 # --- durable idempotency records --------------------------------------------------------------

@@ -210,8 +210,7 @@ def test_a_callers_key_replaces_the_default() -> None:
 
 
 def test_a_get_signs_the_path_without_the_query_and_an_empty_body() -> None:
-    page: dict[str, Any] = {"items": [], "nextCursor": None}
-    adapter = ScriptedAdapter(Reply(200, page))
+    adapter = ScriptedAdapter(Reply(200, page_of([])))
 
     make_client(adapter).inventory("u 1/ü", state="all", limit=5, cursor="c+/=")
 
@@ -447,19 +446,26 @@ def test_an_html_error_page_is_a_typed_error() -> None:
 # --- reads and paging -----------------------------------------------------------------------------
 
 
+def page_of(items: list[Any], next_: str | None = None, prev: str | None = None) -> Any:
+    return {"items": items, "cursor": {"next": next_, "prev": prev}}
+
+
 def inventory_item(n: int) -> dict[str, Any]:
     return {
-        "inventoryItemId": n,
-        "itemId": 12,
-        "name": "Gold Coin",
+        "id": n,
+        "itemId": 906,
+        "name": "Golden Sword",
+        "type": "physical",
+        "imageUrl": None,
         "valueMinor": 400,
         "currency": "EUR",
-        "cashbackMinor": 320 if n % 2 else None,
         "state": "unresolved",
-        "roundPublicId": f"r_{n}",
+        "cashbackMinor": 320 if n % 2 else None,
+        "shippable": True,
+        "wonAtRoundPublicId": f"r_{n}",
+        "createdAt": "2026-11-21T10:00:00.123456Z",
         "reelIndex": 0,
         "boxVersionId": 3,
-        "createdAt": "2026-11-21T10:00:00.123456Z",
         "updatedAt": "2026-11-21T10:00:01Z",
         "somethingNew": True,
     }
@@ -467,59 +473,108 @@ def inventory_item(n: int) -> dict[str, Any]:
 
 def history_entry(n: int) -> dict[str, Any]:
     return {
-        "entryId": f"mm_{n}",
+        "id": f"txn_mm_{n}",
         "type": "cashback",
-        "status": "accepted",
+        "roundPublicId": None,
+        "inventoryItemId": 88,
+        "amountMinor": 353,
+        "payoutMinor": None,
+        "currency": "USD",
+        "status": "completed",
+        "idempotencyKey": "cashback:inventory:88",
+        "providerTxnRef": None,
         "occurredAt": "2026-11-21T10:00:00.123456Z",
         "completedAt": None,
         "playerExternalId": "u_1",
-        "amountMinor": -353,
-        "currency": "USD",
-        "operatorAmountMinor": -320,
+        "operatorAmountMinor": 320,
         "operatorCurrency": "EUR",
         "rate": "1.1042",
-        "idempotencyKey": "cashback:inventory:88",
-        "providerTxnRef": None,
-        "roundPublicId": None,
-        "inventoryItemId": 88,
         "refusalCode": None,
     }
 
 
-def test_iter_inventory_follows_next_cursor_until_null() -> None:
+def test_iter_inventory_follows_the_next_cursor_until_null() -> None:
     adapter = ScriptedAdapter(
-        Reply(200, {"items": [inventory_item(1), inventory_item(2)], "nextCursor": "c1"}),
-        Reply(200, {"items": [inventory_item(3)], "nextCursor": "c2"}),
-        Reply(200, {"items": [], "nextCursor": None}),
+        Reply(200, page_of([inventory_item(1), inventory_item(2)], "c1")),
+        Reply(200, page_of([inventory_item(3)], "c2", prev="p2")),
+        Reply(200, page_of([], prev="p3")),
     )
 
     items = list(make_client(adapter).iter_inventory("u_1", state="all", page_size=2))
 
-    assert [item.inventory_item_id for item in items] == [1, 2, 3]
+    assert [item.id for item in items] == [1, 2, 3]
     assert items[0].cashback_minor == 320 and items[1].cashback_minor is None
     assert items[0].created_at == datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)
+    assert (items[0].type, items[0].image_url, items[0].shippable) == ("physical", None, True)
+    assert items[0].won_at_round_public_id == "r_1"
     assert items[0].raw["somethingNew"] is True
     cursors = [parse_qs(urlsplit(sent.url or "").query).get("cursor") for sent in adapter.sent]
     assert cursors == [None, ["c1"], ["c2"]]
     assert all(parse_qs(urlsplit(sent.url or "").query)["limit"] == ["2"] for sent in adapter.sent)
 
 
+def test_a_page_carries_both_cursors_and_several_states_go_as_one_list() -> None:
+    adapter = ScriptedAdapter(Reply(200, page_of([inventory_item(2)], "n1", prev="p1")))
+
+    page = make_client(adapter).inventory("u_1", state=["unresolved", "cashed_back"])
+
+    assert (page.cursor.next, page.cursor.prev) == ("n1", "p1")
+    query = parse_qs(urlsplit(adapter.sent[0].url or "").query)
+    assert query["state"] == ["unresolved,cashed_back"]
+
+
+def test_our_additions_are_optional_so_a_documented_answer_reads_too() -> None:
+    documented = {
+        k: v
+        for k, v in inventory_item(1).items()
+        if k not in {"reelIndex", "boxVersionId", "updatedAt"}
+    }
+    row = {
+        k: v
+        for k, v in history_entry(1).items()
+        if k in {"id", "type", "amountMinor", "currency", "status", "occurredAt"}
+    }
+    adapter = ScriptedAdapter(Reply(200, page_of([documented])), Reply(200, page_of([row])))
+    client = make_client(adapter)
+
+    (item,) = client.inventory("u_1").items
+    (entry,) = client.history().items
+
+    assert (item.reel_index, item.box_version_id, item.updated_at) == (None, None, None)
+    assert (entry.payout_minor, entry.rate, entry.player_external_id) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"items": []},  # no cursor
+        {"items": [], "nextCursor": None},  # the envelope of earlier versions
+        {"items": [], "cursor": {"next": 7, "prev": None}},
+        page_of([{**inventory_item(1), "shippable": "yes"}]),
+        page_of([{k: v for k, v in inventory_item(1).items() if k != "wonAtRoundPublicId"}]),
+    ],
+)
+def test_a_page_without_the_documented_shape_is_an_unexpected_response(broken: Any) -> None:
+    with pytest.raises(UnexpectedResponseError):
+        make_client(ScriptedAdapter(Reply(200, broken))).inventory("u_1")
+
+
 def test_iterators_are_lazy() -> None:
     adapter = ScriptedAdapter(
-        Reply(200, {"items": [inventory_item(1)], "nextCursor": "c1"}),
-        Reply(200, {"items": [inventory_item(2)], "nextCursor": None}),
+        Reply(200, page_of([inventory_item(1)], "c1")),
+        Reply(200, page_of([inventory_item(2)])),
     )
 
     items = make_client(adapter).iter_inventory("u_1")
     assert adapter.sent == []
-    assert next(items).inventory_item_id == 1
+    assert next(items).id == 1
     assert len(adapter.sent) == 1
 
 
 def test_a_cursor_that_does_not_move_stops_the_iterator() -> None:
     adapter = ScriptedAdapter(
-        Reply(200, {"items": [inventory_item(1)], "nextCursor": "same"}),
-        Reply(200, {"items": [inventory_item(1)], "nextCursor": "same"}),
+        Reply(200, page_of([inventory_item(1)], "same")),
+        Reply(200, page_of([inventory_item(1)], "same")),
     )
 
     with pytest.raises(UnexpectedResponseError, match="loop"):
@@ -528,8 +583,8 @@ def test_a_cursor_that_does_not_move_stops_the_iterator() -> None:
 
 def test_history_sends_its_filters_and_types_the_rows() -> None:
     adapter = ScriptedAdapter(
-        Reply(200, {"entries": [history_entry(2)], "nextCursor": "h1"}),
-        Reply(200, {"entries": [history_entry(1)], "nextCursor": None}),
+        Reply(200, page_of([history_entry(2)], "h1")),
+        Reply(200, page_of([history_entry(1)], prev="h0")),
     )
     cet = timezone(timedelta(hours=1))
 
@@ -552,8 +607,9 @@ def test_history_sends_its_filters_and_types_the_rows() -> None:
         "limit": ["1"],
     }
     assert parse_qs(urlsplit(adapter.sent[1].url or "").query)["types"] == ["cashback,refund"]
-    assert [entry.entry_id for entry in entries] == ["mm_2", "mm_1"]
-    assert entries[0].rate == Decimal("1.1042") and entries[0].amount_minor == -353
+    assert [entry.id for entry in entries] == ["txn_mm_2", "txn_mm_1"]
+    assert entries[0].rate == Decimal("1.1042") and entries[0].amount_minor == 353
+    assert (entries[0].status, entries[0].inventory_item_id) == ("completed", 88)
     assert entries[0].completed_at is None
 
 
@@ -562,12 +618,129 @@ def test_history_refuses_naive_datetimes() -> None:
         make_client(ScriptedAdapter()).history(from_=datetime(2026, 1, 1))
 
 
-def test_a_float_rate_is_an_unexpected_response() -> None:
+def test_a_number_where_a_decimal_string_belongs_is_an_unexpected_response() -> None:
     entry = {**history_entry(1), "rate": 1.1042}
-    adapter = ScriptedAdapter(Reply(200, {"entries": [entry], "nextCursor": None}))
+    adapter = ScriptedAdapter(Reply(200, page_of([entry])))
 
     with pytest.raises(UnexpectedResponseError, match="rate"):
         make_client(adapter).history()
+
+
+# --- catalog ----------------------------------------------------------------------------------
+
+BOX_SUMMARY = {
+    "boxId": 42,
+    "name": "Dragon Box",
+    "slug": "dragon-box",
+    "isActive": True,
+    "isPublished": True,
+    "versionNumber": 7,
+    "boxVersionId": 1201,
+    "priceMinor": 500,
+    "currency": "EUR",
+    "houseEdgeBps": 600,
+    "image": None,
+    "customAttributes": {},
+}
+PAGINATION = {"page": 2, "perPage": 1, "total": 3, "lastPage": 3}
+# Odds written as the catalog holds them: as floats, 0.1 + 0.2 is 0.30000000000000004.
+BOX_DETAIL = b"""{"box": {"boxId": 42, "boxVersionId": 1201, "name": "Dragon Box",
+ "priceMinor": 500, "currency": "EUR", "houseEdgeBps": 600,
+ "snapshotUrl": "/fairness/box-version/1201/snapshot", "customAttributes": {"tier": "gold"},
+ "prizes": [
+  {"itemId": 906, "name": "Golden Sword", "type": "physical", "valueMinor": 320,
+   "currency": "EUR", "imageUrl": null, "odds": 0.1},
+  {"itemId": 907, "name": "Spins", "type": "bonus", "valueMinor": 50,
+   "currency": "EUR", "imageUrl": "https://cdn.example/s.png", "odds": 0.2},
+  {"itemId": 908, "name": "Sticker", "type": "digital", "valueMinor": 1,
+   "currency": "EUR", "imageUrl": null, "odds": 0.7}]}}"""
+
+
+def test_list_boxes_sends_the_documented_query() -> None:
+    adapter = ScriptedAdapter(Reply(200, {"boxes": [BOX_SUMMARY], "pagination": PAGINATION}))
+
+    listed = make_client(adapter).list_boxes(
+        page=2,
+        per_page=1,
+        ids=[42, 43],
+        name=["Dragon Box", "Tiger Box"],
+        slug="dragon-box",
+        is_active=[True, False],
+        sort="-price",
+        currency="USD",
+    )
+
+    (sent,) = adapter.sent
+    url = urlsplit(sent.url or "")
+    assert url.path == "/api/s2s/boxes"
+    assert parse_qs(url.query) == {
+        "page": ["2"],
+        "perPage": ["1"],
+        "ids": ["42,43"],
+        "filter[name]": ["Dragon Box,Tiger Box"],
+        "filter[slug]": ["dragon-box"],
+        "filter[isActive]": ["true,false"],
+        "sort": ["-price"],
+        "currency": ["USD"],
+    }
+    assert signed_correctly(sent, "/api/s2s/boxes")
+    (box,) = listed.boxes
+    assert (box.box_id, box.box_version_id, box.price_minor, box.house_edge_bps) == (
+        42,
+        1201,
+        500,
+        600,
+    )
+    assert (listed.pagination.page, listed.pagination.last_page) == (2, 3)
+
+
+def test_get_box_reads_the_odds_exactly_as_written() -> None:
+    adapter = ScriptedAdapter(Reply(200, BOX_DETAIL))
+
+    box = make_client(adapter).get_box(42, currency="EUR")
+
+    assert urlsplit(adapter.sent[0].url or "").path == "/api/s2s/boxes/42"
+    assert signed_correctly(adapter.sent[0], "/api/s2s/boxes/42")
+    assert [str(p.odds) for p in box.prizes] == ["0.1", "0.2", "0.7"]
+    assert all(type(p.odds) is Decimal for p in box.prizes)
+    assert box.prizes[0].odds + box.prizes[1].odds == Decimal("0.3")
+    assert sum(p.odds for p in box.prizes) == 1
+    assert box.custom_attributes == {"tier": "gold"}
+    assert (box.prizes[1].type, box.prizes[1].image_url) == ("bonus", "https://cdn.example/s.png")
+
+
+def test_get_box_version_reads_the_live_version() -> None:
+    version = {
+        "boxId": 42,
+        "boxVersionId": 1201,
+        "versionNumber": 7,
+        "priceMinor": 542,
+        "currency": "USD",
+    }
+    adapter = ScriptedAdapter(Reply(200, version))
+
+    live = make_client(adapter).get_box_version(42, currency="USD")
+
+    (sent,) = adapter.sent
+    assert urlsplit(sent.url or "").path == "/api/s2s/boxes/42/version"
+    assert parse_qs(urlsplit(sent.url or "").query) == {"currency": ["USD"]}
+    assert (live.box_version_id, live.version_number, live.price_minor) == (1201, 7, 542)
+
+
+@pytest.mark.parametrize("box_id", ["42/../../health", 4.2, True])
+def test_a_box_id_is_an_integer_never_a_path(box_id: Any) -> None:
+    adapter = ScriptedAdapter()
+
+    with pytest.raises(TypeError):
+        make_client(adapter).get_box(box_id)
+    assert adapter.sent == []
+
+
+def test_odds_that_are_not_a_number_are_an_unexpected_response() -> None:
+    broken = BOX_DETAIL.replace(b'"odds": 0.1', b'"odds": "0.1"')
+
+    with pytest.raises(UnexpectedResponseError, match="odds"):
+        make_client(ScriptedAdapter(Reply(200, broken))).get_box(42)
 
 
 # --- the client itself ----------------------------------------------------------------------------
