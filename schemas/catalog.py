@@ -9,7 +9,9 @@ lists everything. Response schemas dump the result dataclasses of
 
 from __future__ import annotations
 
+import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import (
@@ -24,7 +26,8 @@ from marshmallow import (
 )
 from webargs.fields import DelimitedList
 
-from lootbox.domain.catalog import BoxFilters, BoxOrder, snapshot_hash
+from lootbox.domain.catalog import BoxFilters, BoxOrder
+from lootbox.domain.fairness import snapshot_hash
 from lootbox.domain.records import PrizeType
 from lootbox.services.catalog_reads import (
     DEFAULT_PER_PAGE,
@@ -629,4 +632,8 @@ _SNAPSHOT_BODY: dict[str, Any] = {
         for item_id, name, type_, value, image_url, odds in _PRIZES
     ],
 }
-SNAPSHOT_EXAMPLE = {**_SNAPSHOT_BODY, "snapshotHash": snapshot_hash(_SNAPSHOT_BODY)}
+# Hashed as served: the odds are the decimals the JSON text holds, not binary floats.
+SNAPSHOT_EXAMPLE = {
+    **_SNAPSHOT_BODY,
+    "snapshotHash": snapshot_hash(json.loads(json.dumps(_SNAPSHOT_BODY), parse_float=Decimal)),
+}

@@ -1,17 +1,13 @@
-"""The catalog as operators read it: boxes with their current version, the house edge, and
-the published snapshot of a version."""
+"""The catalog as operators read it: boxes with their current version and the house edge."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any
-
-import simplejson
 
 from lootbox.domain.records import BoxVersion
 
@@ -44,21 +40,6 @@ def round_half_up(value: Fraction) -> int:
 def version_house_edge_bps(version: BoxVersion) -> int:
     """A version's house edge, in its own (the operator) currency."""
     return house_edge_bps(version.price_minor, ((p.odds, p.value_minor) for p in version.prizes))
-
-
-def canonical_json(document: Any) -> str:
-    """Sorted keys, no whitespace, non-ASCII escaped, decimals written with exactly their
-    digits (odds ``0.05`` stay ``0.05``): the text a snapshot's hash is taken over."""
-    return str(
-        simplejson.dumps(
-            document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, use_decimal=True
-        )
-    )
-
-
-def snapshot_hash(document: Any) -> str:
-    """Lowercase hex SHA-256 of ``canonical_json(document)``."""
-    return hashlib.sha256(canonical_json(document).encode("ascii")).hexdigest()
 
 
 # --- what the catalog reads ask the repository for -----------------------------------------

@@ -7,7 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from lootbox.domain.catalog import canonical_json, house_edge_bps, round_half_up, snapshot_hash
+from lootbox.domain.catalog import house_edge_bps, round_half_up
+from lootbox.domain.fairness import canonical_json, snapshot_hash
 
 
 def table(*prizes: tuple[str, int]) -> list[tuple[Decimal, int]]:
