@@ -19,6 +19,7 @@ from lootbox.api import docs, errors, observability, openapi, request_id
 from lootbox.api.auth import Authenticator
 from lootbox.api.catalog import blp as catalog_blueprint
 from lootbox.api.fairness import blp as fairness_blueprint
+from lootbox.api.fairness import seeds_blp as seeds_blueprint
 from lootbox.api.json_provider import ExactDecimalJSONProvider
 from lootbox.api.probes import blp as probes_blueprint
 from lootbox.api.reads import blp as reads_blueprint
@@ -129,6 +130,7 @@ def create_app(
     api.register_blueprint(reads_blueprint)
     api.register_blueprint(catalog_blueprint)
     api.register_blueprint(fairness_blueprint)
+    api.register_blueprint(seeds_blueprint)
     api.register_blueprint(probes_blueprint)
     errors.init_app(app)
     observability.init_app(app)

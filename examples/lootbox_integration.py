@@ -2,11 +2,14 @@
 """An operator backend's integration with the LootBox S2S API, written from the contract
 alone (no ``lootbox`` import): signed requests with ``requests``, ``hashlib`` and ``hmac``.
 
-It checks health, lists the catalog, reads one box's prize table and live version, buys
-that box three times for a player, pages through the player's inventory, cashes one won
-item out (and replays the cashout to show it is idempotent), and finds the money movements
-in the player's history. It exits 0 when every answer is what the contract says, else it
-prints the step, the HTTP status and the body and exits 1.
+It checks health, lists the catalog, reads one box's prize table and live version, shows
+the player's seed commitment, buys that box three times for the player, pages through the
+player's inventory, cashes one won item out (and replays the cashout to show it is
+idempotent), finds the money movements in the player's history, and finally rotates the
+player's seeds and re-derives every prize it bought from the revealed seed and the box
+version's public snapshot (provably fair draws, contract section 9), with its own
+implementation of the draw. It exits 0 when every answer is what the contract says, else
+it prints the step, the HTTP status and the body and exits 1.
 
 Run it against a local service::
 
@@ -30,6 +33,7 @@ import sys
 import time
 import uuid
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +42,7 @@ import requests
 PURCHASES = 3
 PAGE_SIZE = 2  # small on purpose, to show the paging
 BOXES_PER_PAGE = 1
+ALGORITHM = "hmac_sha256_v1"
 
 
 class StepFailed(Exception):
@@ -50,6 +55,7 @@ class S2SClient:
     def __init__(self, api: str, key_id: str, secret: str) -> None:
         api = api.rstrip("/")
         self.api = api if api.endswith("/api/s2s") else api + "/api/s2s"
+        self.root = self.api[: -len("/api/s2s")]  # the public, unsigned pages live here
         self.base_path = urlsplit(self.api).path  # what is signed is the full path
         self.key_id, self.secret = key_id, secret
         self.session = requests.Session()
@@ -73,6 +79,11 @@ class S2SClient:
         headers = self._headers("GET", path, b"")  # the query string is not signed
         response = self.session.get(self.api + path, params=query, headers=headers, timeout=10)
         return self._answer(step, response)
+
+    def public_get(self, step: str, path: str) -> Any:
+        """An unsigned GET of a public page (anyone may read it: no key, no signature)."""
+        self.step = step
+        return self._answer(step, self.session.get(self.root + path, timeout=10))
 
     def post(self, step: str, path: str, body: dict[str, Any]) -> tuple[Any, requests.Response]:
         self.step = step
@@ -153,9 +164,19 @@ def read_box(client: S2SClient) -> int:
     return int(version["boxVersionId"])
 
 
-def buy(client: S2SClient, player: str, box_version_id: int) -> list[str]:
-    """Step 4: atomic buy-and-open, ``PURCHASES`` times; the rounds' public ids."""
-    rounds: list[str] = []
+def show_commitment(client: S2SClient, player: str) -> dict[str, Any]:
+    """Step 4: the player's seeds, before they play: the server seed's hash is what the
+    player notes down (the seed itself is revealed by a rotation)."""
+    seeds = client.get("fairness", "/fairness", playerExternalId=player)
+    check("fairness", "serverSeed" not in seeds, "the secret seed is shown", seeds)
+    check("fairness", seeds["algorithmKey"] == ALGORITHM, "unknown algorithm", seeds)
+    print(f"seeds: server seed hash {seeds['serverSeedHash']}, client seed {seeds['clientSeed']}")
+    return dict(seeds)
+
+
+def buy(client: S2SClient, player: str, box_version_id: int) -> list[dict[str, Any]]:
+    """Step 5: atomic buy-and-open, ``PURCHASES`` times; the purchase answers."""
+    answers: list[dict[str, Any]] = []
     for _ in range(PURCHASES):
         body = {
             "playerExternalId": player,
@@ -166,14 +187,16 @@ def buy(client: S2SClient, player: str, box_version_id: int) -> list[str]:
         }
         bought, _ = client.post("purchase", "/purchase", body)
         check("purchase", bought["round"]["status"] == "settled", "round not settled", bought)
-        rounds.append(bought["round"]["publicId"])
+        answers.append(bought)
         won = ", ".join(item["name"] for item in bought["wonItems"])
-        print(f"purchase {rounds[-1]}: paid {bought['round']['betMinor']}, won {won}")
-    return rounds
+        nonce = bought["round"]["fairness"]["nonce"]
+        print(f"purchase {bought['round']['publicId']} (nonce {nonce}): paid", end=" ")
+        print(f"{bought['round']['betMinor']}, won {won}")
+    return answers
 
 
 def walk_inventory(client: S2SClient, player: str) -> list[dict[str, Any]]:
-    """Step 5: the unresolved items, page by page, and back one page with ``cursor.prev``."""
+    """Step 6: the unresolved items, page by page, and back one page with ``cursor.prev``."""
     items = list_all(client, "inventory", "/inventory", player)
     ids = [item["id"] for item in items]
     check("inventory", len(ids) >= PURCHASES, f"{len(ids)} items after {PURCHASES} buys")
@@ -194,7 +217,7 @@ def walk_inventory(client: S2SClient, player: str) -> list[dict[str, Any]]:
 
 
 def cash_out(client: S2SClient, player: str, item: dict[str, Any]) -> None:
-    """Step 6: cash one item out, then send the same request again: the same answer."""
+    """Step 7: cash one item out, then send the same request again: the same answer."""
     request = {"playerExternalId": player, "inventoryItemId": item["id"]}
     cashed, answer = client.post("cashout", "/cashout", request)
     check("cashout", cashed["item"]["state"] == "cashed_back", "not cashed_back", cashed)
@@ -207,7 +230,7 @@ def cash_out(client: S2SClient, player: str, item: dict[str, Any]) -> None:
 
 
 def check_history(client: S2SClient, player: str, rounds: list[str], item_id: int) -> None:
-    """Step 7: the purchases and the cashback, as the wallet saw them, in the history."""
+    """Step 8: the purchases and the cashback, as the wallet saw them, in the history."""
     history = list_all(client, "history", "/history", player)
     key = f"cashback:inventory:{item_id}"
     cashbacks = [row for row in history if row["type"] == "cashback"]
@@ -219,13 +242,114 @@ def check_history(client: S2SClient, player: str, rounds: list[str], item_id: in
     print(f"history: {len(history)} rows; {len(opened)} open, 1 cashback ({key}) completed")
 
 
+# --- provably fair draws, from the contract's section 9 alone ---------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    """The text a snapshot's hash is taken over: keys sorted, no spaces, strings as JSON
+    writes them with every non-ASCII character as a \\u escape, decimals (read as
+    ``Decimal``) with exactly their digits."""
+    if isinstance(value, dict):
+        members = (json.dumps(key) + ":" + canonical_json(value[key]) for key in sorted(value))
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(canonical_json(item) for item in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value)  # a string (ASCII-escaped), an integer, true, false, null
+
+
+def draw(server_seed: str, client_seed: str, nonce: int, reel: int, prizes: list[Any]) -> Any:
+    """``hmac_sha256_v1``: the prize reel ``reel`` of the round with ``nonce`` draws."""
+    message = f"{client_seed}:{nonce}:{reel}".encode("ascii")
+    digest = hmac.new(server_seed.encode("ascii"), message, hashlib.sha256).digest()
+    x = Fraction(int.from_bytes(digest[:7], "big") >> 4, 2**52)  # first 52 bits / 2^52
+    running = Fraction(0)
+    for prize in prizes:  # in the snapshot's (published) order, odds added exactly
+        running += Fraction(prize["odds"])
+        if running > x:
+            return prize
+    raise StepFailed(f"verify: x = {x} is beyond the odds' sum {running}")
+
+
+def snapshot(client: S2SClient, box_version_id: int) -> dict[str, Any]:
+    """A box version's public snapshot, checked against its ``snapshotHash``."""
+    published = client.public_get("snapshot", f"/fairness/box-version/{box_version_id}/snapshot")
+    content = {key: value for key, value in published.items() if key != "snapshotHash"}
+    digest = hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+    check("snapshot", digest == published["snapshotHash"], f"content hashes to {digest}", published)
+    check("snapshot", published["boxVersionId"] == box_version_id, "another version", published)
+    return dict(published)
+
+
+def verify_draws(
+    client: S2SClient, player: str, seeds: dict[str, Any], purchases: list[dict[str, Any]]
+) -> int:
+    """Step 9: rotate the seeds the purchases were drawn with, check the revealed seed
+    against the hash shown before, and redo every draw; how many prizes were re-derived."""
+    nonces = []
+    for bought in purchases:
+        fairness = bought["round"]["fairness"]
+        drawn_with = (fairness["serverSeedHash"], fairness["clientSeed"], fairness["algorithmKey"])
+        expected = (seeds["serverSeedHash"], seeds["clientSeed"], ALGORITHM)
+        check("fairness", drawn_with == expected, "not drawn with the seeds shown", fairness)
+        nonces.append(fairness["nonce"])
+    first = seeds["nextNonce"]
+    check("fairness", nonces == list(range(first, first + PURCHASES)), "nonces skip", nonces)
+
+    request = {"playerExternalId": player, "serverSeedHash": seeds["serverSeedHash"]}
+    rotation, _ = client.post("rotate", "/fairness/rotate", request)
+    revealed, current = rotation["revealed"], rotation["current"]
+    seed = revealed["serverSeed"]
+    seed_hash = hashlib.sha256(seed.encode("ascii")).hexdigest()
+    check("rotate", seed_hash == seeds["serverSeedHash"], "not the committed seed", revealed)
+    check("rotate", revealed["lastNonce"] == nonces[-1], "wrong lastNonce", revealed)
+    check("rotate", current["serverSeedHash"] != seed_hash, "the same pair again", current)
+    check("rotate", current["nextNonce"] == 0, "the new pair does not start at 0", current)
+    check("rotate", current["clientSeed"] == seeds["clientSeed"], "seed not carried", current)
+    print(f"rotate: server seed {seed} revealed; its SHA-256 is the hash shown before")
+    _, again = client.post("rotate again", "/fairness/rotate", request)  # safe to retry
+    check("rotate again", again.json()["revealed"] == revealed, "another reveal", again.text)
+
+    snapshots: dict[int, dict[str, Any]] = {}
+    verified = 0
+    for bought in purchases:
+        round_, fairness = bought["round"], bought["round"]["fairness"]
+        for reel in round_["reels"]:
+            version = reel["boxVersionId"]
+            if version not in snapshots:
+                snapshots[version] = snapshot(client, version)
+            prizes = snapshots[version]["prizes"]
+            mine = draw(seed, fairness["clientSeed"], fairness["nonce"], reel["reelIndex"], prizes)
+            given = reel["prize"]
+            check(
+                "verify",
+                mine["itemId"] == given["itemId"],
+                f"round {round_['publicId']} reel {reel['reelIndex']}: the draw gives item"
+                f" {mine['itemId']} {mine['name']!r}, the service gave",
+                given,
+            )
+            verified += 1
+            print(
+                f"verify: round {round_['publicId']} nonce {fairness['nonce']} reel"
+                f" {reel['reelIndex']}: {mine['name']} (item {mine['itemId']}), as given"
+            )
+    return verified
+
+
 def run(client: S2SClient, player: str) -> None:
     box_version_id = read_box(client)
-    rounds = buy(client, player, box_version_id)
+    seeds = show_commitment(client, player)
+    purchases = buy(client, player, box_version_id)
+    rounds = [bought["round"]["publicId"] for bought in purchases]
     items = walk_inventory(client, player)
     cash_out(client, player, items[0])
     check_history(client, player, rounds, items[0]["id"])
-    print(f"OK: player {player}: {len(rounds)} purchases, {len(items)} items, 1 cashout")
+    verified = verify_draws(client, player, seeds, purchases)
+    print(
+        f"OK: player {player}: {len(rounds)} purchases, {len(items)} items, 1 cashout,"
+        f" {verified} prizes re-derived from the revealed seed"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

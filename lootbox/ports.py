@@ -26,6 +26,8 @@ from lootbox.domain.records import (
     Reel,
     RefundCandidate,
     Round,
+    RoundDraw,
+    SeedPair,
     WalletSettings,
 )
 from lootbox.domain.states import ItemState, PurchaseMode, RoundStatus
@@ -511,6 +513,45 @@ class Listings(Protocol):
     ) -> list[HistoryEntry]: ...
 
 
+class SeedPairs(Protocol):
+    """Players' seed pairs: at most one current pair per (operator, player), enforced by
+    the database; a round's nonce is taken from it once, in the transaction that draws."""
+
+    def current(self, operator_id: int, player_external_id: str) -> SeedPair | None: ...
+
+    def add_current(
+        self,
+        operator_id: int,
+        player_external_id: str,
+        server_seed: str,
+        client_seed: str,
+        now: datetime,
+    ) -> None:
+        """A new current pair, unless the player already has one (then nothing)."""
+        ...
+
+    def draw_round(
+        self, round_id: int, operator_id: int, player_external_id: str
+    ) -> RoundDraw | None:
+        """Take the current pair's next nonce for the round and record both on it; ``None``
+        if the player has no current pair. Concurrent draws and a rotation of the pair
+        queue on its row lock, so each nonce is taken once and a round's reels all use
+        one pair."""
+        ...
+
+    def of_round(self, round_id: int) -> RoundDraw | None:
+        """What a round was drawn with; ``None`` if it is not drawn."""
+        ...
+
+    def lock(
+        self, operator_id: int, player_external_id: str, server_seed_hash: str
+    ) -> SeedPair | None:
+        """The player's pair with this hash, locked until the transaction ends."""
+        ...
+
+    def reveal(self, pair_id: int, now: datetime) -> SeedPair: ...
+
+
 class UnitOfWork(Protocol):
     """A database transaction with repositories. Rolls back unless ``commit()`` is called.
 
@@ -540,6 +581,9 @@ class UnitOfWork(Protocol):
 
     @property
     def listings(self) -> Listings: ...
+
+    @property
+    def seed_pairs(self) -> SeedPairs: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

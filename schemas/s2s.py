@@ -14,6 +14,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from lootbox.domain.fairness import ALGORITHM
 from lootbox.domain.states import PurchaseMode
 from lootbox.services.cancel import CancelRound, default_cancel_key
 from lootbox.services.cashout import CashOut, default_cashout_key
@@ -40,6 +41,7 @@ from schemas.fields import (
 ROUND_STATUSES = ["held", "settled", "refunded", "voided"]
 ITEM_STATES = ["unresolved", "cashed_back", "ship_requested", "fulfilled", "expired"]
 PURCHASE_MODES = ["open", "prepay"]
+EXAMPLE_SEED_HASH = "73876791e4bd2f1b1cd75fad43b603fbf5ccffb9dc0ce4de2e69c3dc9a4ae8b7"
 MAX_REELS = 10
 MAX_REEL_INDEX = 99
 
@@ -345,6 +347,39 @@ class ReelSchema(Schema):
     )
 
 
+class FairnessSchema(Schema):
+    server_seed_hash = fields.String(
+        required=True,
+        data_key="serverSeedHash",
+        metadata={
+            "description": "SHA-256 of the server seed the round was drawn with; the seed"
+            " itself is revealed by `/api/s2s/fairness/rotate`.",
+            "example": EXAMPLE_SEED_HASH,
+        },
+    )
+    client_seed = fields.String(
+        required=True,
+        data_key="clientSeed",
+        metadata={
+            "description": "The client seed it was drawn with.",
+            "example": "a1b2c3d4e5f60718",
+        },
+    )
+    nonce = fields.Integer(
+        required=True,
+        metadata={"description": "The round's nonce under that pair.", "example": 11},
+    )
+    algorithm_key = fields.String(
+        required=True,
+        data_key="algorithmKey",
+        metadata={
+            "description": "How the draw is computed.",
+            "example": ALGORITHM,
+            "enum": [ALGORITHM],
+        },
+    )
+
+
 class RoundSchema(Schema):
     public_id = fields.String(
         required=True,
@@ -383,6 +418,16 @@ class RoundSchema(Schema):
         fields.Nested(ReelSchema),
         required=True,
         metadata={"description": "The reels, by `reelIndex`."},
+    )
+    fairness = fields.Nested(
+        FairnessSchema,
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "What the round was drawn with (reel `r` draws from its box"
+            " version's snapshot with `HMAC-SHA256(serverSeed, clientSeed:nonce:r)`,"
+            " docs/fairness.md); null until the round is drawn (`held`, `voided`)."
+        },
     )
 
 
@@ -471,6 +516,12 @@ SETTLED_ROUND_EXAMPLE = {
         "currency": "EUR",
         "createdAt": "2026-11-21T10:00:00.123456Z",
         "reels": [{"reelIndex": 0, "boxVersionId": 1, "priceMinor": 500, "prize": _PRIZE}],
+        "fairness": {
+            "serverSeedHash": EXAMPLE_SEED_HASH,
+            "clientSeed": "a1b2c3d4e5f60718",
+            "nonce": 11,
+            "algorithmKey": ALGORITHM,
+        },
     },
     "wonItems": [_WON_ITEM],
     "balanceAfterMinor": 99500,
@@ -485,6 +536,7 @@ HELD_ROUND_EXAMPLE = {
         "currency": "EUR",
         "createdAt": "2026-11-21T10:00:00.123456Z",
         "reels": [{"reelIndex": 0, "boxVersionId": 1, "priceMinor": 500, "prize": None}],
+        "fairness": None,
     },
     "wonItems": [],
     "balanceAfterMinor": 99500,

@@ -272,7 +272,7 @@ class ServiceHarness:
             # A claim that outlives its wallet call, by no more: a test that waits out the
             # movement's lease finds the request's claim free as well.
             idempotency_lease_seconds=self.movement_lease_seconds,
-            rng=self.rng,
+            random_bytes=self.rng.randbytes,
         )
 
     def uow(self) -> UnitOfWork:

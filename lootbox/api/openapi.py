@@ -65,6 +65,8 @@ SIGNED_ERRORS: tuple[ErrorClass, ...] = (
     e.PayloadTooLarge,
     e.ServiceUnavailable,
 )
+# How every JSON body is described (``blp.arguments(..., description=JSON_BODY)``).
+JSON_BODY = "A JSON object; unknown fields are rejected (400 `VALIDATION_ERROR`)."
 # Operations with a JSON body (validated by its schema).
 JSON_BODY_ERRORS: tuple[ErrorClass, ...] = (e.ValidationFailed, e.UnsupportedMediaType)
 # Operations with query parameters (validated by their schema).
@@ -370,6 +372,7 @@ def spec_kwargs() -> dict[str, Any]:
 
 __all__ = [
     "IDEMPOTENT_ERRORS",
+    "JSON_BODY",
     "JSON_BODY_ERRORS",
     "QUERY_ERRORS",
     "REPLAYABLE",

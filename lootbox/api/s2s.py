@@ -18,6 +18,7 @@ from lootbox.api.auth import authenticate_s2s_request
 from lootbox.api.idempotent import idempotent, render_json
 from lootbox.api.openapi import (
     IDEMPOTENT_ERRORS,
+    JSON_BODY,
     JSON_BODY_ERRORS,
     REPLAYABLE,
     WALLET_ERRORS,
@@ -62,8 +63,6 @@ blp = Blueprint(
 
 
 blp.before_request(authenticate_s2s_request)
-
-JSON_BODY = "A JSON object; unknown fields are rejected (400 `VALIDATION_ERROR`)."
 
 # Where the ids a purchase answers with go next (OpenAPI links of its 200 answer).
 _PLAYER = "$request.body#/playerExternalId"

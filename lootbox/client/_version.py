@@ -1,3 +1,3 @@
 """The SDK's version, sent in its ``User-Agent``."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -38,6 +38,8 @@ from lootbox.client.models import (
     PageCursor,
     ReelPick,
     RoundResult,
+    SeedRotation,
+    Seeds,
     ShapeError,
 )
 from lootbox.client.retry import RetryPolicy
@@ -198,7 +200,9 @@ class LootboxClient:
             "reels": [_reel(spec, position) for position, spec in enumerate(reels)],
             "currency": currency,
         }
-        return self._call("POST", "/purchase", RoundResult.from_json, body, wallet_call=True)
+        return self._call(
+            "POST", "/purchase", RoundResult.from_json, body, wallet_call=True, replayable=True
+        )
 
     def open(
         self, player_external_id: str, round_public_id: str, idempotency_key: str | None = None
@@ -213,7 +217,7 @@ class LootboxClient:
             "roundPublicId": round_public_id,
             "idempotencyKey": idempotency_key or default_open_key(round_public_id),
         }
-        return self._call("POST", "/open", RoundResult.from_json, body)
+        return self._call("POST", "/open", RoundResult.from_json, body, replayable=True)
 
     def cashout(
         self,
@@ -239,7 +243,9 @@ class LootboxClient:
             "idempotencyKey": idempotency_key or default_cashout_key(inventory_item_id),
             "currency": currency,
         }
-        return self._call("POST", "/cashout", CashoutResult.from_json, body, wallet_call=True)
+        return self._call(
+            "POST", "/cashout", CashoutResult.from_json, body, wallet_call=True, replayable=True
+        )
 
     def cancel(
         self, player_external_id: str, round_public_id: str, idempotency_key: str | None = None
@@ -255,7 +261,9 @@ class LootboxClient:
             "roundPublicId": round_public_id,
             "idempotencyKey": idempotency_key or default_cancel_key(round_public_id),
         }
-        return self._call("POST", "/cancel", CancelResult.from_json, body, wallet_call=True)
+        return self._call(
+            "POST", "/cancel", CancelResult.from_json, body, wallet_call=True, replayable=True
+        )
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -391,6 +399,38 @@ class LootboxClient:
         path = f"/boxes/{_box_id(box_id)}/version"
         return self._call("GET", path, BoxVersionInfo.from_json, {"currency": currency})
 
+    # --- provably fair draws -------------------------------------------------------------
+
+    def get_fairness(self, player_external_id: str) -> Seeds:
+        """The player's current seed pair (``GET /fairness``), created if they have none:
+        show ``server_seed_hash`` to the player before they play."""
+        query = {"playerExternalId": player_external_id}
+        return self._call("GET", "/fairness", Seeds.from_json, query)
+
+    def rotate_seeds(
+        self, player_external_id: str, server_seed_hash: str, client_seed: str | None = None
+    ) -> SeedRotation:
+        """Reveal the pair whose hash is ``server_seed_hash`` and start a new one
+        (``POST /fairness/rotate``) with ``client_seed``, or the old client seed.
+
+        With ``revealed.server_seed`` every round drawn with the pair can be checked:
+        ``verify_draw(revealed.server_seed, fairness.client_seed, fairness.nonce, reel,
+        load_snapshot(url))``. Naming the pair makes this safe to retry (the client
+        retries it like the other calls): a pair already revealed is answered with the same
+        ``revealed`` block and the pair current now.
+
+        Raises ``NotFoundError`` (``SEED_PAIR_NOT_FOUND``: neither the player's current pair
+        nor one of their revealed ones), ``BusinessRuleError`` (``INVALID_CLIENT_SEED``: not
+        1 to 64 printable ASCII characters without spaces), ``ValidationError`` (a hash that
+        is not 64 lowercase hex characters).
+        """
+        body = {
+            "playerExternalId": player_external_id,
+            "serverSeedHash": server_seed_hash,
+            "clientSeed": client_seed,
+        }
+        return self._call("POST", "/fairness/rotate", SeedRotation.from_json, body)
+
     # --- the transport -----------------------------------------------------------------------
 
     def _session(self) -> requests.Session:
@@ -414,11 +454,13 @@ class LootboxClient:
         fields: Mapping[str, Any] | None = None,
         *,
         wallet_call: bool = False,
+        replayable: bool = False,
     ) -> T:
         """One API call, its 2xx answer built by ``build`` into a typed result.
 
         ``fields`` whose value is not ``None`` are the query of a ``GET``, or the JSON body
-        of a ``POST`` (a money call, whose result also says whether it was ``replayed``).
+        of a ``POST``. The result of a ``replayable`` call (a money call, idempotent by its
+        key) also says whether it was ``replayed``.
         """
         present = {name: value for name, value in (fields or {}).items() if value is not None}
         if method == "GET":
@@ -429,7 +471,7 @@ class LootboxClient:
         request_id = response.headers.get(HEADER_REQUEST_ID)
         document = _decode(response.content, response.status_code, request_id)
         try:
-            if data is None:
+            if not replayable:
                 return build(document, request_id)
             replayed = response.headers.get(HEADER_REPLAYED, "").lower() == "true"
             return build(document, request_id, replayed)

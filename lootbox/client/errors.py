@@ -85,7 +85,8 @@ class AuthenticationError(LootboxApiError):
 
 
 class NotFoundError(LootboxApiError):
-    """404: ``INVENTORY_ITEM_NOT_FOUND``, ``ROUND_NOT_FOUND``, ``UNKNOWN_BOX``, ``NOT_FOUND``.
+    """404: ``INVENTORY_ITEM_NOT_FOUND``, ``ROUND_NOT_FOUND``, ``UNKNOWN_BOX``,
+    ``SEED_PAIR_NOT_FOUND``, ``NOT_FOUND``.
 
     "Not yours" and "does not exist" are the same answer by design.
     """
@@ -97,8 +98,8 @@ class ConflictError(LootboxApiError):
 
 class BusinessRuleError(LootboxApiError):
     """422 or 403 decided by the service before any wallet call: ``CASHBACK_NOT_AVAILABLE``,
-    ``CURRENCY_NOT_SUPPORTED``, ``REFUND_NOT_ALLOWED``. Nothing moved; the item or round
-    is unchanged."""
+    ``CURRENCY_NOT_SUPPORTED``, ``UNSUPPORTED_CURRENCY``, ``REFUND_NOT_ALLOWED``,
+    ``INVALID_CLIENT_SEED``. Nothing moved; the item, round or seed pair is unchanged."""
 
 
 class WalletRefusedError(LootboxApiError):
@@ -180,6 +181,7 @@ _BY_CODE: dict[str, type[LootboxApiError]] = {
     "INVENTORY_ITEM_NOT_FOUND": NotFoundError,
     "ROUND_NOT_FOUND": NotFoundError,
     "UNKNOWN_BOX": NotFoundError,
+    "SEED_PAIR_NOT_FOUND": NotFoundError,
     "ROUND_NOT_REFUNDABLE": ConflictError,
     "ROUND_NOT_HELD": ConflictError,
     "BOX_NOT_PLAYABLE": ConflictError,
@@ -187,6 +189,7 @@ _BY_CODE: dict[str, type[LootboxApiError]] = {
     "CURRENCY_NOT_SUPPORTED": BusinessRuleError,
     "UNSUPPORTED_CURRENCY": BusinessRuleError,
     "REFUND_NOT_ALLOWED": BusinessRuleError,
+    "INVALID_CLIENT_SEED": BusinessRuleError,
     "IDEMPOTENCY_KEY_IN_USE": IdempotencyKeyInUseError,
     "IDEMPOTENCY_KEY_REUSED": IdempotencyKeyReusedError,
     "WALLET_REFUSED": WalletRefusedError,

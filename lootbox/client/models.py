@@ -249,8 +249,33 @@ class Reel:
 
 
 @dataclass(frozen=True)
+class Fairness:
+    """What a round was drawn with (provably fair draws, algorithm ``hmac_sha256_v1``):
+    reel ``r`` drew from its box version's snapshot with
+    ``HMAC-SHA256(serverSeed, "{client_seed}:{nonce}:{r}")``. Once the pair whose hash is
+    ``server_seed_hash`` is revealed (``LootboxClient.rotate_seeds``), ``verify_draw``
+    redoes the draw."""
+
+    server_seed_hash: str
+    client_seed: str
+    nonce: int
+    algorithm_key: str
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Fairness:
+        return cls(
+            server_seed_hash=_str(doc, "serverSeedHash"),
+            client_seed=_str(doc, "clientSeed"),
+            nonce=_int(doc, "nonce"),
+            algorithm_key=_str(doc, "algorithmKey"),
+        )
+
+
+@dataclass(frozen=True)
 class Round:
-    """A round: ``held`` (pre-paid, unopened), ``settled``, ``refunded`` or ``voided``."""
+    """A round: ``held`` (pre-paid, unopened), ``settled``, ``refunded`` or ``voided``.
+    ``fairness`` says what it was drawn with; ``None`` until it is drawn (``held``,
+    ``voided``)."""
 
     public_id: str
     status: str
@@ -260,9 +285,11 @@ class Round:
     currency: str
     created_at: datetime
     reels: tuple[Reel, ...]
+    fairness: Fairness | None = None
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Round:
+        fairness = _opt_object(doc, "fairness")
         return cls(
             public_id=_str(doc, "publicId"),
             status=_str(doc, "status"),
@@ -272,6 +299,7 @@ class Round:
             currency=_str(doc, "currency"),
             created_at=_time(doc, "createdAt"),
             reels=tuple(Reel.from_json(reel) for reel in _list(doc, "reels")),
+            fairness=None if fairness is None else Fairness.from_json(fairness),
         )
 
 
@@ -324,6 +352,76 @@ class RoundResult:
             raw=doc,
             request_id=request_id,
             replayed=replayed,
+        )
+
+
+# --- provably fair draws ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """A player's current seed pair (``GET /fairness``): show ``server_seed_hash`` to the
+    player before they play; their next drawn round takes ``next_nonce``."""
+
+    server_seed_hash: str
+    client_seed: str
+    next_nonce: int
+    algorithm_key: str | None  # "hmac_sha256_v1"; None if the answer does not say
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    request_id: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], request_id: str | None = None) -> Seeds:
+        return cls(
+            server_seed_hash=_str(doc, "serverSeedHash"),
+            client_seed=_str(doc, "clientSeed"),
+            next_nonce=_int(doc, "nextNonce"),
+            # Optional: the contract's rotation answer does not name the new pair's.
+            algorithm_key=_opt_str(doc, "algorithmKey"),
+            raw=doc,
+            request_id=request_id,
+        )
+
+
+@dataclass(frozen=True)
+class RevealedSeed:
+    """A revealed pair: its ``server_seed`` (whose SHA-256 is ``server_seed_hash``), its
+    client seed, and the nonce of the last round drawn with it (``None`` if none was)."""
+
+    server_seed: str
+    server_seed_hash: str
+    client_seed: str
+    last_nonce: int | None
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> RevealedSeed:
+        _get(doc, "lastNonce")  # required, null when no round was drawn
+        return cls(
+            server_seed=_str(doc, "serverSeed"),
+            server_seed_hash=_str(doc, "serverSeedHash"),
+            client_seed=_str(doc, "clientSeed"),
+            last_nonce=_opt_int(doc, "lastNonce"),
+        )
+
+
+@dataclass(frozen=True)
+class SeedRotation:
+    """``POST /fairness/rotate``: the pair ``revealed`` (verify its rounds with it) and the
+    pair ``current`` now. A retry for a pair already revealed answers the same
+    ``revealed`` and the pair current then."""
+
+    revealed: RevealedSeed
+    current: Seeds
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    request_id: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], request_id: str | None = None) -> SeedRotation:
+        return cls(
+            revealed=RevealedSeed.from_json(_object(doc, "revealed")),
+            current=Seeds.from_json(_object(doc, "current")),
+            raw=doc,
+            request_id=request_id,
         )
 
 

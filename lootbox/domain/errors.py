@@ -125,6 +125,13 @@ class UnknownBox(NotFound):
     default_message = "box version not found"
 
 
+class SeedPairNotFound(NotFound):
+    code = "SEED_PAIR_NOT_FOUND"
+    title = "No such seed pair"
+    when = "no seed pair of this player has this `serverSeedHash` (current or revealed)."
+    default_message = "no seed pair of this player has this hash"
+
+
 class OperatorNotFound(NotFound):
     code = "OPERATOR_NOT_FOUND"
     title = "No such operator"
@@ -178,6 +185,13 @@ class UnsupportedCurrency(BusinessRuleViolation):
     title = "Currency not configured"
     when = "`currency` is not the operator currency nor one it has a rate for."
     default_message = "this currency is not one the operator has configured"
+
+
+class InvalidClientSeed(BusinessRuleViolation):
+    code = "INVALID_CLIENT_SEED"
+    title = "Malformed client seed"
+    when = "`clientSeed` is not 1 to 64 printable ASCII characters without spaces."
+    default_message = "a client seed is 1 to 64 printable ASCII characters without spaces"
 
 
 class RoundNotRefundable(BusinessRuleViolation):

@@ -302,3 +302,35 @@ class NewMovement:
     round_id: int | None = None
     round_public_id: str | None = None
     inventory_item_id: int | None = None
+
+
+# --- provably fair draws ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedPair:
+    """A player's seeds (lootbox.domain.fairness). ``server_seed`` is a secret until the
+    pair is revealed: only ``server_seed_hash`` may be shown before."""
+
+    id: int
+    server_seed: str
+    server_seed_hash: str
+    client_seed: str
+    next_nonce: int
+    revealed_at: datetime | None
+
+    @property
+    def last_nonce(self) -> int | None:
+        """The nonce of the last round drawn with this pair; ``None`` if none was."""
+        return self.next_nonce - 1 if self.next_nonce else None
+
+
+@dataclass(frozen=True)
+class RoundDraw:
+    """The seeds and the nonce one round is drawn with; its reels are drawn by index."""
+
+    seed_pair_id: int
+    server_seed: str
+    server_seed_hash: str
+    client_seed: str
+    nonce: int

@@ -23,6 +23,7 @@ from lootbox.persistence.repositories import (
     RoundRepository,
 )
 from lootbox.persistence.secrets import SecretBox, attach_secret_box, environment_secret_box
+from lootbox.persistence.seed_pairs import SeedPairRepository
 
 
 def normalize_database_url(url: str) -> str:
@@ -146,6 +147,7 @@ class SqlAlchemyUnitOfWork:
         self.ledger = LedgerRepository(self.session)
         self.idempotency = IdempotencyRecordRepository(self.session)
         self.listings = ListingRepository(self.session)
+        self.seed_pairs = SeedPairRepository(self.session)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

@@ -184,6 +184,38 @@ class PrizeRow(Base):
     shippable: Mapped[bool] = mapped_column(Boolean)
 
 
+class SeedPairRow(Base):
+    """A player's provably fair seeds: one ``current`` pair per (operator, player), and the
+    revealed ones before it. The server seed stays sealed until it is revealed; its hash is
+    the commitment players see."""
+
+    __tablename__ = "seed_pairs"
+    __table_args__ = (
+        UniqueConstraint("operator_id", "player_external_id", "server_seed_hash"),
+        Index(
+            "uq_seed_pairs_one_current",
+            "operator_id",
+            "player_external_id",
+            unique=True,
+            postgresql_where=text("state = 'current'"),
+        ),
+        CheckConstraint(_in("state", ("current", "revealed")), name="state"),
+        CheckConstraint("next_nonce >= 0", name="next_nonce_non_negative"),
+        CheckConstraint("(state = 'revealed') = (revealed_at IS NOT NULL)", name="revealed_when"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    player_external_id: Mapped[str] = mapped_column(String(190))
+    server_seed: Mapped[str] = mapped_column(EncryptedText)
+    server_seed_hash: Mapped[str] = mapped_column(String(64))
+    client_seed: Mapped[str] = mapped_column(String(64))
+    next_nonce: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revealed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class RoundRow(Base):
     __tablename__ = "rounds"
     __table_args__ = (
@@ -221,6 +253,9 @@ class RoundRow(Base):
             "mode = 'prepay' OR status NOT IN ('held', 'refund_pending', 'refunded')",
             name="atomic_never_held",
         ),
+        # A drawn round has the pair and nonce it was drawn with; no two rounds share one.
+        UniqueConstraint("seed_pair_id", "nonce"),
+        CheckConstraint("(seed_pair_id IS NULL) = (nonce IS NULL)", name="drawn_with_a_pair"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -235,6 +270,8 @@ class RoundRow(Base):
     operator_amount_minor: Mapped[int] = mapped_column(BigInteger)
     rate: Mapped[str] = mapped_column(String(40))
     open_idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    seed_pair_id: Mapped[int | None] = mapped_column(ForeignKey("seed_pairs.id"))
+    nonce: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

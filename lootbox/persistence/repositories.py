@@ -48,6 +48,7 @@ from lootbox.persistence.models import (
     PrizeRow,
     ReelRow,
     RoundRow,
+    SeedPairRow,
 )
 from lootbox.ports import WalletAccepted, WalletRefusal
 
@@ -219,6 +220,7 @@ class OperatorRepository(_Repository):
         for table, column in (
             (ApiKeyRow, ApiKeyRow.secret),
             (OperatorRow, OperatorRow.wallet_secret),
+            (SeedPairRow, SeedPairRow.server_seed),
         ):
             for row_id, secret in self.session.execute(select(table.id, column)).all():
                 self.session.execute(

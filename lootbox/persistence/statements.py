@@ -29,6 +29,7 @@ from lootbox.persistence.models import (
     PrizeRow,
     ReelRow,
     RoundRow,
+    SeedPairRow,
 )
 
 ITEMS: Table = InventoryItemRow.__table__  # type: ignore[assignment]
@@ -39,6 +40,7 @@ BOX_VERSIONS: Table = BoxVersionRow.__table__  # type: ignore[assignment]
 PRIZES: Table = PrizeRow.__table__  # type: ignore[assignment]
 ROUNDS: Table = RoundRow.__table__  # type: ignore[assignment]
 REELS: Table = ReelRow.__table__  # type: ignore[assignment]
+SEED_PAIRS: Table = SeedPairRow.__table__  # type: ignore[assignment]
 
 PENDING = str(MovementStatus.PENDING)
 ACCEPTED = str(MovementStatus.ACCEPTED)
@@ -325,3 +327,64 @@ SETTLE_REFUND = {
     "accepted": _settle_and_move(MOVEMENT_ACCEPTED, ROUNDS),
     "refused": _settle_and_move(MOVEMENT_REFUSED, ROUNDS),
 }
+
+
+# --- provably fair draws ----------------------------------------------------------------------
+
+# The current pair's next nonce, taken and recorded on the round in one statement: the
+# pair's row lock queues concurrent draws and a rotation, so a nonce is never taken twice
+# and a round never mixes two pairs.
+_NONCE_TAKEN = (
+    update(SEED_PAIRS)
+    .where(
+        SEED_PAIRS.c.operator_id == bindparam("owner_id"),
+        SEED_PAIRS.c.player_external_id == bindparam("player"),
+        SEED_PAIRS.c.state == "current",
+    )
+    .values(next_nonce=SEED_PAIRS.c.next_nonce + 1)
+    .returning(
+        SEED_PAIRS.c.id,
+        SEED_PAIRS.c.operator_id,
+        SEED_PAIRS.c.player_external_id,
+        SEED_PAIRS.c.server_seed,
+        SEED_PAIRS.c.server_seed_hash,
+        SEED_PAIRS.c.client_seed,
+        (SEED_PAIRS.c.next_nonce - 1).label("nonce"),
+    )
+    .cte("taken")
+)
+DRAW_WITH_CURRENT_PAIR = (
+    update(ROUNDS)
+    .where(
+        ROUNDS.c.id == bindparam("round_id"),
+        # The round is the pair's player's: a join condition, and a check.
+        ROUNDS.c.operator_id == _NONCE_TAKEN.c.operator_id,
+        ROUNDS.c.player_external_id == _NONCE_TAKEN.c.player_external_id,
+    )
+    .values(seed_pair_id=_NONCE_TAKEN.c.id, nonce=_NONCE_TAKEN.c.nonce)
+    .returning(*_NONCE_TAKEN.c)
+)
+# A player's next pair (parameters prefixed ``new_``, as in ``_record_and_move``); a
+# concurrent first draw may have added it already.
+ADD_CURRENT_SEED_PAIR = (
+    postgresql.insert(SEED_PAIRS)
+    .values(
+        {
+            name: bindparam(f"new_{name}")
+            for name in (
+                "operator_id",
+                "player_external_id",
+                "server_seed",
+                "server_seed_hash",
+                "client_seed",
+                "next_nonce",
+                "state",
+                "created_at",
+            )
+        }
+    )
+    .on_conflict_do_nothing(
+        index_elements=["operator_id", "player_external_id"],
+        index_where=SEED_PAIRS.c.state == "current",
+    )
+)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from lootbox.domain.draw import RandomSource
 from lootbox.ports import Clock, UnitOfWork, Wallet
 
 
@@ -28,7 +27,8 @@ class ServiceContext:
     # over, and how long its stored answer is kept (IDEMPOTENCY_LEASE/TTL_SECONDS).
     idempotency_lease_seconds: float = 30.0
     idempotency_ttl_seconds: int = 7 * 24 * 3600
-    rng: RandomSource = field(default_factory=random.SystemRandom)
+    # Where new seed pairs come from (lootbox.services.fairness); tests pass a seeded one.
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes
     # The service-wide wallet timeouts, for operators that override only one of the two.
     wallet_connect_timeout_seconds: float = 2.0
     wallet_read_timeout_seconds: float = 5.0

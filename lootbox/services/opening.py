@@ -66,7 +66,7 @@ def open_round(
         else:
             boxes: Boxes = {}  # the draw's box versions, read once for the answer too
             opened_now = round_.status is RoundStatus.HELD and draw_and_settle(
-                uow, round_, RoundStatus.HELD, ctx.rng, ctx.clock.now(), cmd.idempotency_key, boxes
+                ctx, uow, round_, RoundStatus.HELD, ctx.clock.now(), cmd.idempotency_key, boxes
             )
             # The same open again, its answer no longer stored (purged): rebuilt.
             opened_before = (

@@ -257,7 +257,7 @@ def settle_debit(
         status = RoundStatus.SETTLED
         drawn = round_ or uow.rounds.get(round_id)  # the draw needs its reels
         assert drawn is not None
-        moved = draw_and_settle(uow, drawn, pending, ctx.rng, now, boxes=boxes)
+        moved = draw_and_settle(ctx, uow, drawn, pending, now, boxes=boxes)
     if not moved:
         # Not raised: a rollback would only have the debit re-driven, and settled the same
         # way, for ever. The ledger row is the truth; this needs a human.

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lootbox.domain.cashback import CashbackPolicy
-from lootbox.domain.draw import RandomSource, draw
 from lootbox.domain.errors import CashbackNotAvailable
+from lootbox.domain.fairness import ALGORITHM, draw_position
 from lootbox.domain.records import BoxVersion, InventoryItem, Operator, Round
 from lootbox.domain.states import RoundStatus, external_item_state, external_round_status
 from lootbox.ports import UnitOfWork
 from lootbox.services.cashout import quote_cashback
+from lootbox.services.context import ServiceContext
+from lootbox.services.fairness import draw_for
 from lootbox.services.fx import from_operator_currency
 
 
@@ -45,6 +47,16 @@ class WonItem:
 
 
 @dataclass(frozen=True)
+class Fairness:
+    """What a player needs to check a round's draw once the pair is revealed."""
+
+    server_seed_hash: str
+    client_seed: str
+    nonce: int
+    algorithm_key: str = ALGORITHM
+
+
+@dataclass(frozen=True)
 class RoundOutcome:
     public_id: str
     status: str
@@ -56,6 +68,7 @@ class RoundOutcome:
     won_items: tuple[WonItem, ...]
     balance_after_minor: int | None
     created_at: datetime
+    fairness: Fairness | None  # None until the round is drawn (held, voided)
 
 
 Boxes = dict[int, BoxVersion]  # box versions already read in this request, by id
@@ -72,27 +85,33 @@ def box_version(uow: UnitOfWork, operator_id: int, version_id: int, boxes: Boxes
 
 
 def draw_and_settle(
+    ctx: ServiceContext,
     uow: UnitOfWork,
     round_: Round,
     from_status: RoundStatus,
-    rng: RandomSource,
     now: datetime,
     open_key: str | None = None,
     boxes: Boxes | None = None,
 ) -> bool:
     """Draw one prize per reel and mint the won items, if this caller settles the round.
 
-    The conditional transition comes first, so only one caller ever draws; the unique
-    (round, reel) index on items backs it up.
+    The conditional transition comes first, so only one caller ever draws (and takes a
+    nonce); the unique (round, reel) index on items backs it up. Reel ``r`` draws from
+    its box version's prizes in their published order with the player's current seed
+    pair and the round's nonce (lootbox.domain.fairness).
     """
     boxes = {} if boxes is None else boxes
     extra = {"open_idempotency_key": open_key} if open_key else {}
     if not uow.rounds.transition(round_.id, from_status, RoundStatus.SETTLED, now, **extra):
         return False
+    seeds = draw_for(ctx, uow, round_)
     won = []
     for reel in round_.reels:
         box = box_version(uow, round_.operator_id, reel.box_version_id, boxes)
-        prize = draw([(p, p.odds) for p in box.prizes], rng)
+        odds = [p.odds for p in box.prizes]
+        prize = box.prizes[
+            draw_position(seeds.server_seed, seeds.client_seed, seeds.nonce, reel.reel_index, odds)
+        ]
         uow.rounds.set_prize(round_.id, reel.reel_index, prize.id)
         won.append(
             {
@@ -146,11 +165,14 @@ def describe_round(
         )
         for item in items
     )
-    payout = None
+    payout = fairness = None
     if round_.status is RoundStatus.SETTLED:
         payout = from_operator_currency(
             sum(i.value_minor for i in items), operator.currency, round_.currency, round_.rate
         )
+        seeds = uow.seed_pairs.of_round(round_.id)
+        if seeds is not None:  # drawn before draws were provably fair: None
+            fairness = Fairness(seeds.server_seed_hash, seeds.client_seed, seeds.nonce)
     return RoundOutcome(
         public_id=round_.public_id,
         status=external_round_status(round_.status),
@@ -162,6 +184,7 @@ def describe_round(
         won_items=won,
         balance_after_minor=balance_after_minor,
         created_at=round_.created_at,
+        fairness=fairness,
     )
 
 

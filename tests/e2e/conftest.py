@@ -33,6 +33,7 @@ from app import create_app
 from lootbox.refwallet import serve_wallet
 from lootbox.refwallet.server import RunningWallet
 from lootbox.signing import signed_headers
+from tests.e2e.db_faults import SerializationFaults
 from tests.redis_server import PrivateRedis, private_redis_server
 from tests.services import redis_url
 
@@ -546,6 +547,16 @@ def other_wallet() -> Iterator[WalletAdmin]:
     """A second operator's own wallet."""
     with running_wallet() as admin:
         yield admin
+
+
+@pytest.fixture
+def faults(stack: StackConfig) -> Iterator[SerializationFaults]:
+    """Serialization failures injected into the stack's database (tests.e2e.db_faults)."""
+    injected = SerializationFaults(stack.database_url)
+    try:
+        yield injected
+    finally:
+        injected.remove()
 
 
 def app_settings(stack: StackConfig, **overrides: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ wallet refuse or fail; a small TCP proxy of this file makes the network fail.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
 import threading
@@ -32,20 +33,25 @@ from lootbox.client import (
     BusinessRuleError,
     CashoutResult,
     ConflictError,
+    Fairness,
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
     LootboxClient,
     NotFoundError,
     ReelPick,
     RetryPolicy,
+    RevealedSeed,
     TransportError,
     UnavailableError,
     ValidationError,
     WalletRefusedError,
+    load_snapshot,
+    verify_draw,
 )
 from tests.e2e.conftest import (
     CATALOG,
     GOLD_CASHBACK_EUR,
+    OTHER_PLAYER,
     PLAYER,
     RATES,
     STARTING_BALANCE,
@@ -954,6 +960,109 @@ def test_catalog_errors_raise_their_family(served: Served) -> None:
     assert "gold" not in box_ids(client)
     (gone,) = client.list_boxes(ids=[ids["gold"]]).boxes
     assert (gone.slug, gone.is_active) == ("gold", False)
+
+
+# --- provably fair draws ----------------------------------------------------------------------
+
+
+def test_every_prize_drawn_for_a_player_verifies_once_the_seeds_are_rotated(
+    served: Served,
+) -> None:
+    client = served.client()
+    mixed, gold = served.box("mixed"), served.box("gold")
+    seeds = client.get_fairness(PLAYER)
+    bought = client.purchase(PLAYER, "act-fair-1", [mixed, mixed, gold])
+    held = client.purchase(PLAYER, "act-fair-2", [mixed], mode="prepay")
+    opened = client.open(PLAYER, held.round.public_id)
+
+    rotation = client.rotate_seeds(PLAYER, seeds.server_seed_hash, client_seed="my:lucky~seed!")
+    again = client.rotate_seeds(PLAYER, seeds.server_seed_hash)
+
+    assert (seeds.next_nonce, seeds.algorithm_key) == (0, "hmac_sha256_v1")
+    committed = (seeds.server_seed_hash, seeds.client_seed)
+    assert bought.round.fairness == Fairness(*committed, 0, "hmac_sha256_v1")
+    assert held.round.fairness is None
+    assert opened.round.fairness == Fairness(*committed, 1, "hmac_sha256_v1")
+    revealed = rotation.revealed
+    assert revealed == RevealedSeed(revealed.server_seed, *committed, last_nonce=1)
+    assert hashlib.sha256(revealed.server_seed.encode()).hexdigest() == seeds.server_seed_hash
+    assert rotation.current.server_seed_hash != seeds.server_seed_hash
+    assert (rotation.current.client_seed, rotation.current.next_nonce) == ("my:lucky~seed!", 0)
+    assert again == rotation, "a retry answers the same reveal and the pair current now"
+    assert client.get_fairness(PLAYER) == rotation.current
+    verified = 0
+    for result in (bought, opened):
+        fairness = result.round.fairness
+        assert fairness is not None
+        for reel in result.round.reels:
+            snapshot = load_snapshot(
+                f"{served.url}/fairness/box-version/{reel.box_version_id}/snapshot"
+            )
+            draw = verify_draw(
+                revealed.server_seed,
+                fairness.client_seed,
+                fairness.nonce,
+                reel.reel_index,
+                snapshot,
+                expected_server_seed_hash=fairness.server_seed_hash,
+            )
+            assert reel.prize is not None and draw.item_id == reel.prize.item_id, reel
+            verified += 1
+    assert verified == 4
+
+
+def test_seed_errors_raise_their_family_and_rotate_nothing(served: Served) -> None:
+    sleeps = Sleeps()
+    client = served.client(sleep=sleeps)
+    seeds = client.get_fairness(PLAYER)
+
+    expect(
+        NotFoundError,
+        lambda: client.rotate_seeds(PLAYER, "0" * 64),
+        code="SEED_PAIR_NOT_FOUND",
+        status=404,
+    )
+    expect(
+        NotFoundError,
+        lambda: client.rotate_seeds(OTHER_PLAYER, seeds.server_seed_hash),
+        code="SEED_PAIR_NOT_FOUND",
+        status=404,
+    )
+    expect(
+        BusinessRuleError,
+        lambda: client.rotate_seeds(PLAYER, seeds.server_seed_hash, "two words"),
+        code="INVALID_CLIENT_SEED",
+        status=422,
+    )
+    invalid = expect(
+        ValidationError,
+        lambda: client.rotate_seeds(PLAYER, seeds.server_seed_hash.upper()),
+        code="VALIDATION_ERROR",
+        status=400,
+    )
+
+    assert "serverSeedHash" in invalid.details["fields"]
+    assert client.get_fairness(PLAYER) == seeds, "nothing was rotated"
+    assert sleeps.delays == [], "no 4xx is ever retried"
+
+
+def test_a_rotation_whose_answer_was_lost_is_retried_and_rotates_once(served: Served) -> None:
+    setup = served.client()
+    seeds = setup.get_fairness(PLAYER)
+
+    with flaky_proxy(served, ["drop"]) as proxy:
+        client = served.client(url=proxy.url, sleep=Sleeps())
+        rotation = client.rotate_seeds(PLAYER, seeds.server_seed_hash, "after-the-drop")
+
+    # The first attempt rotated; the retry named the same pair and got its reveal again.
+    assert len(proxy.requests) == 2
+    assert rotation.revealed.server_seed_hash == seeds.server_seed_hash
+    assert rotation.current.client_seed == "after-the-drop"
+    assert setup.get_fairness(PLAYER) == rotation.current
+    states = served.world.query(
+        "SELECT state FROM seed_pairs WHERE player_external_id = :p", p=PLAYER
+    )
+    assert sorted(row.state for row in states) == ["current", "revealed"]
 
 
 # --- tenancy --------------------------------------------------------------------------------------

@@ -81,15 +81,6 @@ def world(make_world: WorldFactory) -> World:
 
 
 @pytest.fixture
-def faults(stack: StackConfig) -> Iterator[SerializationFaults]:
-    injected = SerializationFaults(stack.database_url)
-    try:
-        yield injected
-    finally:
-        injected.remove()
-
-
-@pytest.fixture
 def killer(stack: StackConfig) -> Iterator[ConnectionKiller]:
     terminator = ConnectionKiller(stack.database_url)
     try:

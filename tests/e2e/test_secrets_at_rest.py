@@ -1,5 +1,6 @@
-"""Secrets at rest: no API key secret or wallet secret is readable in a copy of the
-database, and the encryption keys rotate without downtime (docs/security.md)."""
+"""Secrets at rest: no API key secret, wallet secret or unrevealed server seed is readable
+in a copy of the database, and the encryption keys rotate without downtime
+(docs/security.md)."""
 
 from __future__ import annotations
 
@@ -49,10 +50,19 @@ def test_a_database_dump_holds_no_secret(world: World) -> None:
     assert cashed.status == 200, cashed.data
 
     dump = database_copy(world)
+    # The player's server seed was secret when the copy was taken: revealed only now.
+    seeds = world.api.get("/api/s2s/fairness", query_string=f"playerExternalId={PLAYER}")
+    rotated = world.api.post(
+        "/api/s2s/fairness/rotate",
+        {"playerExternalId": PLAYER, "serverSeedHash": seeds.json["serverSeedHash"]},
+    )
+    assert rotated.status == 200, rotated.data
 
     assert world.operator.slug.encode() in dump  # the copy is a real one
     assert world.operator.secret.encode() not in dump
     assert WALLET_SECRET.encode() not in dump
+    assert seeds.json["serverSeedHash"].encode() in dump  # the commitment is public
+    assert rotated.json["revealed"]["serverSeed"].encode() not in dump
 
 
 def test_keys_rotate_without_downtime(make_world: WorldFactory) -> None:
@@ -64,7 +74,9 @@ def test_keys_rotate_without_downtime(make_world: WorldFactory) -> None:
     # Step 2: re-encrypt every row with the new key.
     rotated = both.cli("secrets", "rotate")
     assert rotated.exit_code == 0, rotated
-    assert rotated.json == {"resealed": 4}  # two operators: a key and a wallet secret each
+    # Two operators (a key and a wallet secret each), and the server seed of the player who
+    # bought.
+    assert rotated.json == {"resealed": 5}
 
     # Step 3: the old key can go.
     new_only = SecretBox([NEW_KEY])

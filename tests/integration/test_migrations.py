@@ -78,7 +78,7 @@ def assert_checks_and_partial_indexes_match(engine: Engine) -> None:
         assert found == names, table
 
     expected = model_partial_indexes()
-    assert len(expected) == 8  # the count guards the collector itself
+    assert len(expected) == 9  # the count guards the collector itself
     reflected = {}
     for table in inspector.get_table_names():
         for index in inspector.get_indexes(table):

@@ -15,14 +15,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from sqlalchemy import Engine, create_engine, text
@@ -41,7 +39,6 @@ from tests.processes import (
 )
 from tests.redis_server import PrivateRedis, private_redis_server
 
-T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -51,7 +48,6 @@ REQUEST_TIMEOUT = 15.0
 START_TIMEOUT = 40.0
 # All concurrent calls of one test are released together and each is bounded by
 # REQUEST_TIMEOUT; the batch as a whole by this.
-BATCH_TIMEOUT = 60.0
 
 # The app's wallet budget is 1 + 1 s, so a wallet that answers after 2.5 s is a timeout
 # for it; the movement lease must exceed that budget (config refuses otherwise).
@@ -316,22 +312,6 @@ class SystemStack:
         return "\n".join(
             f"--- {path.name} ---\n{tail(path)}" for path in sorted(self.logdir.glob("*.log"))
         )
-
-
-# --- many callers at once ------------------------------------------------------------------
-
-
-def concurrently(calls: Sequence[Callable[[], T]]) -> list[T]:
-    """Run every call at once (released by a barrier), in its own thread."""
-    barrier = threading.Barrier(len(calls), timeout=BATCH_TIMEOUT)
-
-    def run(call: Callable[[], T]) -> T:
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        futures = [pool.submit(run, call) for call in calls]
-        return [future.result(timeout=BATCH_TIMEOUT) for future in futures]
 
 
 def summary(answers: Sequence[Response]) -> str:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.concurrency import concurrently
 from tests.processes import wait_until
 from tests.system.stack import (
     BOX_PRICE,
@@ -29,7 +30,6 @@ from tests.system.stack import (
     SystemStack,
     assert_in_use,
     assert_one_answer,
-    concurrently,
     summary,
 )
 

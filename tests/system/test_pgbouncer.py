@@ -37,6 +37,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
 from lootbox.persistence.database import make_engine
+from tests.concurrency import concurrently
 from tests.conftest import fresh_postgres_database
 from tests.processes import free_port, stop_process, tail
 from tests.services import skip_or_fail
@@ -46,7 +47,6 @@ from tests.system.stack import (
     STARTING_BALANCE,
     Response,
     SystemStack,
-    concurrently,
     start_stack,
 )
 

@@ -10,11 +10,11 @@ from functools import partial
 
 import pytest
 
+from tests.concurrency import concurrently
 from tests.system.stack import (
     CASHBACK,
     SystemStack,
     assert_one_answer,
-    concurrently,
     summary,
 )
 

@@ -111,6 +111,13 @@ def test_a_wallets_own_code_on_a_money_call_is_a_wallet_refusal(
     assert error_class(code, status, wallet_call=True) is expected
 
 
+@pytest.mark.parametrize("wallet_call", [True, False])
+def test_the_seed_pair_codes_are_the_services_own_never_a_wallets(wallet_call: bool) -> None:
+    # A rotation with a malformed client seed is 422 like a wallet refusal, but not one.
+    assert error_class("SEED_PAIR_NOT_FOUND", 404, wallet_call=wallet_call) is NotFoundError
+    assert error_class("INVALID_CLIENT_SEED", 422, wallet_call=wallet_call) is BusinessRuleError
+
+
 def test_an_unknown_code_on_a_call_without_a_wallet_maps_by_status() -> None:
     assert error_class("SOMETHING_NEW", 422, wallet_call=False) is BusinessRuleError
     assert error_class("SOMETHING_NEW", 409, wallet_call=True) is ConflictError

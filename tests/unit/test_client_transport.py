@@ -28,11 +28,15 @@ from lootbox.client import (
     USER_AGENT,
     BusinessRuleError,
     CancelResult,
+    Fairness,
     IdempotencyKeyInUseError,
     LootboxClient,
     NotFoundError,
     ReelPick,
     RetryPolicy,
+    RevealedSeed,
+    SeedRotation,
+    Seeds,
     TransportError,
     UnavailableError,
     UnexpectedResponseError,
@@ -743,6 +747,200 @@ def test_odds_that_are_not_a_number_are_an_unexpected_response() -> None:
         make_client(ScriptedAdapter(Reply(200, broken))).get_box(42)
 
 
+# --- provably fair draws ----------------------------------------------------------------------
+
+HASH_A = "a" * 64
+HASH_B = "b" * 64
+SEEDS = {
+    "serverSeedHash": HASH_A,
+    "clientSeed": "a1b2c3d4e5f60718",
+    "nextNonce": 12,
+    "algorithmKey": "hmac_sha256_v1",
+}
+ROTATION = {
+    "revealed": {
+        "serverSeed": "3c" * 32,
+        "serverSeedHash": HASH_A,
+        "clientSeed": "a1b2c3d4e5f60718",
+        "lastNonce": 11,
+    },
+    "current": {
+        "serverSeedHash": HASH_B,
+        "clientSeed": "my-lucky-seed",
+        "nextNonce": 0,
+        "algorithmKey": "hmac_sha256_v1",
+    },
+}
+
+
+def round_answer(fairness: Any, *, with_fairness: bool = True) -> dict[str, Any]:
+    round_ = {
+        "publicId": "r_1",
+        "status": "settled",
+        "mode": "open",
+        "betMinor": 500,
+        "payoutMinor": 400,
+        "currency": "EUR",
+        "createdAt": "2026-11-21T10:00:00.123456Z",
+        "reels": [
+            {
+                "reelIndex": 0,
+                "boxVersionId": 1201,
+                "priceMinor": 500,
+                "prize": {"itemId": 907, "name": "Shield", "valueMinor": 400, "currency": "EUR"},
+            }
+        ],
+    }
+    if with_fairness:
+        round_["fairness"] = fairness
+    return {"round": round_, "wonItems": [], "balanceAfterMinor": 99500}
+
+
+def test_get_fairness_signs_a_get_with_the_player_in_the_query() -> None:
+    adapter = ScriptedAdapter(Reply(200, SEEDS))
+
+    seeds = make_client(adapter).get_fairness("u 8431/ü")
+
+    (sent,) = adapter.sent
+    url = urlsplit(sent.url or "")
+    assert sent.method == "GET" and url.path == "/api/s2s/fairness" and not sent.body
+    assert parse_qs(url.query) == {"playerExternalId": ["u 8431/ü"]}
+    assert signed_correctly(sent, "/api/s2s/fairness")
+    assert seeds == Seeds(HASH_A, "a1b2c3d4e5f60718", 12, "hmac_sha256_v1")
+    assert seeds.raw == SEEDS and seeds.request_id == "srv-1"
+
+
+def test_rotate_seeds_names_the_pair_and_sends_a_client_seed_only_when_given() -> None:
+    adapter = ScriptedAdapter(Reply(200, ROTATION), Reply(200, ROTATION))
+    client = make_client(adapter)
+
+    rotation = client.rotate_seeds("u_8431", HASH_A, "my-lucky-seed")
+    client.rotate_seeds("u_8431", HASH_A)
+
+    first, second = adapter.sent
+    assert first.method == "POST" and first.url == f"{BASE}/api/s2s/fairness/rotate"
+    assert signed_correctly(first, "/api/s2s/fairness/rotate")
+    assert json.loads(first.body or b"") == {
+        "playerExternalId": "u_8431",
+        "serverSeedHash": HASH_A,
+        "clientSeed": "my-lucky-seed",
+    }
+    assert json.loads(second.body or b"") == {
+        "playerExternalId": "u_8431",
+        "serverSeedHash": HASH_A,
+    }
+    assert rotation == SeedRotation(
+        revealed=RevealedSeed("3c" * 32, HASH_A, "a1b2c3d4e5f60718", 11),
+        current=Seeds(HASH_B, "my-lucky-seed", 0, "hmac_sha256_v1"),
+        raw={},
+    )
+    assert rotation.raw == ROTATION and rotation.request_id == "srv-1"
+
+
+def test_a_rotation_of_a_pair_that_drew_nothing_reveals_no_last_nonce() -> None:
+    nothing_drawn = {
+        "revealed": {**ROTATION["revealed"], "lastNonce": None},
+        # The contract's answer names no algorithm for the new pair: optional.
+        "current": {k: v for k, v in ROTATION["current"].items() if k != "algorithmKey"},
+    }
+    adapter = ScriptedAdapter(Reply(200, nothing_drawn))
+
+    rotation = make_client(adapter).rotate_seeds("u_8431", HASH_A)
+
+    assert rotation.revealed.last_nonce is None
+    assert rotation.current.algorithm_key is None
+
+
+def test_a_revealed_block_without_last_nonce_is_an_unexpected_response() -> None:
+    broken = {**ROTATION, "revealed": {k: v for k, v in ROTATION["revealed"].items()
+                                       if k != "lastNonce"}}  # fmt: skip
+
+    with pytest.raises(UnexpectedResponseError, match="lastNonce"):
+        make_client(ScriptedAdapter(Reply(200, broken))).rotate_seeds("u_8431", HASH_A)
+
+
+def test_a_rotation_is_retried_through_outages_with_the_same_bytes() -> None:
+    adapter = ScriptedAdapter(
+        requests.ConnectionError("reset by peer"),
+        Reply(503, error_body("SERVICE_UNAVAILABLE")),
+        Reply(200, ROTATION),
+    )
+    clock = Clock()
+
+    rotation = make_client(adapter, clock).rotate_seeds("u_8431", HASH_A, "my-lucky-seed")
+
+    assert rotation.revealed.server_seed_hash == HASH_A
+    assert len(clock.sleeps) == 2
+    assert len({sent.body for sent in adapter.sent}) == 1, "every attempt names the same pair"
+    assert all(signed_correctly(sent, "/api/s2s/fairness/rotate") for sent in adapter.sent)
+
+
+@pytest.mark.parametrize(
+    "reply,expected",
+    [
+        (Reply(404, error_body("SEED_PAIR_NOT_FOUND")), NotFoundError),
+        (Reply(422, error_body("INVALID_CLIENT_SEED")), BusinessRuleError),
+        (Reply(400, error_body("VALIDATION_ERROR")), ValidationError),
+    ],
+)
+def test_rotation_errors_raise_their_family_at_once(
+    reply: Reply, expected: type[Exception]
+) -> None:
+    adapter = ScriptedAdapter(reply, Reply(200, ROTATION))
+    clock = Clock()
+
+    with pytest.raises(expected) as caught:
+        make_client(adapter, clock).rotate_seeds("u_8431", HASH_A, "seed")
+
+    assert type(caught.value) is expected
+    assert len(adapter.sent) == 1 and clock.sleeps == []
+
+
+def test_a_rounds_fairness_is_typed_and_null_or_absent_is_none() -> None:
+    fairness = {k: v for k, v in SEEDS.items() if k != "nextNonce"} | {"nonce": 11}
+    adapter = ScriptedAdapter(
+        Reply(200, round_answer(fairness)),
+        Reply(200, round_answer(None)),
+        Reply(200, round_answer(None, with_fairness=False)),  # a server before 0.3.0
+    )
+    client = make_client(adapter)
+
+    drawn = client.purchase("u_1", "act-1", [1201])
+    held = client.purchase("u_1", "act-2", [1201], mode="prepay")
+    older = client.open("u_1", "r_1")
+
+    assert drawn.round.fairness == Fairness(HASH_A, "a1b2c3d4e5f60718", 11, "hmac_sha256_v1")
+    assert held.round.fairness is None and older.round.fairness is None
+
+
+def test_a_malformed_fairness_block_is_an_unexpected_response() -> None:
+    fairness = {k: v for k, v in SEEDS.items() if k != "nextNonce"} | {"nonce": "11"}
+    adapter = ScriptedAdapter(Reply(200, round_answer(fairness)))
+
+    with pytest.raises(UnexpectedResponseError, match="nonce"):
+        make_client(adapter).purchase("u_1", "act-1", [1201])
+
+
+def test_the_verifier_is_re_exported_and_verifies_the_documented_example() -> None:
+    import lootbox.client
+    import lootbox.fairness
+
+    snapshot_file = Path(__file__).resolve().parents[2] / "docs/fairness-example-snapshot.json"
+
+    draw = lootbox.client.verify_draw(
+        "89fc4b4a93e8f4f3202b8ba5a74ef6b0c56cb6ac382eb0bd2e51ec916e7f8631",
+        "39999971b48bbd92",
+        1,
+        0,
+        lootbox.client.load_snapshot(str(snapshot_file)),
+        expected_server_seed_hash="388ddbf83bf56c8c11f3d391f4b6ee08eaa0dd68f14e5f19a9b930d95bdd75ec",
+    )
+
+    assert lootbox.client.verify_draw is lootbox.fairness.verify_draw
+    assert lootbox.client.load_snapshot is lootbox.fairness.load_snapshot
+    assert (draw.item_id, draw.prize["name"]) == (907, "Silver Shield")
+
+
 # --- the client itself ----------------------------------------------------------------------------
 
 
@@ -783,10 +981,11 @@ def test_the_secret_does_not_show_in_the_repr() -> None:
 def test_the_sdk_imports_neither_flask_nor_sqlalchemy_nor_the_app() -> None:
     code = (
         "import sys, lootbox.client\n"
-        "ours = ('lootbox.client', 'lootbox.signing')\n"
+        "ours = ('lootbox.client', 'lootbox.signing', 'lootbox.fairness')\n"
+        "verifier = {'lootbox.domain', 'lootbox.domain.fairness'}\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in"
         " {'flask', 'werkzeug', 'sqlalchemy', 'redis', 'marshmallow', 'schemas', 'app'}"
-        " or (m.startswith('lootbox.') and not m.startswith(ours)))\n"
+        " or (m.startswith('lootbox.') and not m.startswith(ours) and m not in verifier))\n"
         "print(','.join(bad))\n"
     )
     result = subprocess.run(

@@ -595,7 +595,7 @@ class MoneyMachine(RuleBasedStateMachine):
         for pair, balance in zip(pairs, balances, strict=True):
             self.wallet.set_balance(*pair, balance)
             self.start_balance[pair] = balance
-        self.harness.ctx.rng = random.Random(draw_seed)
+        self.harness.ctx.random_bytes = random.Random(draw_seed).randbytes
         for player, mode, currency, boxes in first_purchases:
             self.buy(player, mode, currency, boxes, reuse_action=False, pick=0)
 
