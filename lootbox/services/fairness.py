@@ -66,8 +66,9 @@ def draw_for(ctx: ServiceContext, uow: UnitOfWork, round_: Round) -> RoundDraw:
     """Take the next nonce of the player's current pair for ``round_`` (creating the pair
     on the player's first draw) and record both on the round."""
     draw = uow.seed_pairs.draw_round(round_.id, round_.operator_id, round_.player_external_id)
-    if draw is None:
-        _current_pair(ctx, uow, round_.operator_id, round_.player_external_id)
+    if draw is None:  # the player's first draw (or a rotation just revealed the pair read)
+        client_seed = new_client_seed(ctx.random_bytes(CLIENT_SEED_BYTES))
+        _add_pair(ctx, uow, round_.operator_id, round_.player_external_id, client_seed)
         draw = uow.seed_pairs.draw_round(round_.id, round_.operator_id, round_.player_external_id)
     assert draw is not None, "the player has a current pair"
     return draw
