@@ -16,7 +16,7 @@ from lootbox.domain.states import RoundStatus, external_round_status
 from lootbox.ports import Answer, KeyedRequest, UnitOfWork, WalletAccepted, WalletRefusal
 from lootbox.services import ledger
 from lootbox.services.context import ServiceContext
-from lootbox.services.rounds import Boxes, RoundOutcome, describe_round, draw_and_settle
+from lootbox.services.rounds import Boxes, Drawn, RoundOutcome, describe_round, draw_and_settle
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,18 @@ def open_round(
             pending_refund = ledger.lease(ctx, uow, operator, refund)
             uow.commit()
         else:
-            boxes: Boxes = {}  # the draw's box versions, read once for the answer too
+            # What the draw reads and draws with, for the answer too.
+            boxes: Boxes = {}
+            drawn: Drawn = {}
             opened_now = round_.status is RoundStatus.HELD and draw_and_settle(
-                ctx, uow, round_, RoundStatus.HELD, ctx.clock.now(), cmd.idempotency_key, boxes
+                ctx,
+                uow,
+                round_,
+                RoundStatus.HELD,
+                ctx.clock.now(),
+                cmd.idempotency_key,
+                boxes,
+                drawn,
             )
             # The same open again, its answer no longer stored (purged): rebuilt.
             opened_before = (
@@ -78,7 +87,7 @@ def open_round(
             settled = replace(
                 round_, status=RoundStatus.SETTLED, open_idempotency_key=cmd.idempotency_key
             )
-            opened = _opened(uow, operator, settled, boxes)
+            opened = _opened(uow, operator, settled, boxes, drawn)
             done = ledger.answer(ctx, uow, request, claim, render(opened))
             uow.commit()
             return done
@@ -102,9 +111,11 @@ def open_round(
     return open_round(ctx, operator, cmd, request, render)
 
 
-def _opened(uow: UnitOfWork, operator: Operator, round_: Round, boxes: Boxes) -> RoundOutcome:
+def _opened(
+    uow: UnitOfWork, operator: Operator, round_: Round, boxes: Boxes, drawn: Drawn
+) -> RoundOutcome:
     """The settled round as the caller sees it (its prizes are its items, read by
     ``describe_round``; the round row itself is not read again)."""
     debit = uow.ledger.debit_for_round(round_.id)
     balance = debit.balance_after_minor if debit else None
-    return describe_round(uow, operator, round_, balance, boxes)
+    return describe_round(uow, operator, round_, balance, boxes, drawn)

@@ -41,7 +41,7 @@ from lootbox.services import ledger
 from lootbox.services.context import ServiceContext
 from lootbox.services.fx import from_operator_currency, rate_for
 from lootbox.services.public_ids import new_round_public_id
-from lootbox.services.rounds import Boxes, RoundOutcome, describe_round, draw_and_settle
+from lootbox.services.rounds import Boxes, Drawn, RoundOutcome, describe_round, draw_and_settle
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,8 @@ def purchase(
     # (c) Settle the debit and the round (drawing it, for an atomic open), and answer.
     error: LootboxError | None = None
     with ledger.settling(ctx, leased, request, claim) as uow:
-        status = settle_debit(ctx, uow, leased, outcome, round_, boxes)
+        drawn: Drawn = {}
+        status = settle_debit(ctx, uow, leased, outcome, round_, boxes, drawn)
         if isinstance(outcome, WalletAccepted):
             settled = (
                 replace(round_, status=status)
@@ -131,7 +132,9 @@ def purchase(
                 ledger.suspend_key(ctx, uow, request, claim)
                 error = OperationInProgress()
             else:
-                paid = describe_round(uow, operator, settled, outcome.balance_after_minor, boxes)
+                paid = describe_round(
+                    uow, operator, settled, outcome.balance_after_minor, boxes, drawn
+                )
                 body = render(paid)
                 done = ledger.answer(ctx, uow, request, claim, body)
         elif isinstance(outcome, WalletRefusal):
@@ -227,12 +230,14 @@ def settle_debit(
     outcome: WalletOutcome,
     round_: Round | None = None,
     boxes: Boxes | None = None,
+    drawn: Drawn | None = None,
 ) -> RoundStatus | None:
     """Record a debit's outcome and move its round: refused → ``voided``; accepted →
     ``held`` (pre-pay) or drawn and ``settled`` (atomic open); unknown, the debit stays
     pending with its lease freed. The round's new status, or ``None`` when this caller
     settled nothing (an unknown outcome, or its lease was taken over). ``round_`` and
-    ``boxes``: what the request already read of them, not read again."""
+    ``boxes``: what the request already read of them, not read again; ``drawn`` gets
+    what the round was drawn with."""
     now = ctx.clock.now()
     movement, token = leased.movement, leased.token
     round_id = movement.round_id
@@ -255,9 +260,9 @@ def settle_debit(
         moved = uow.rounds.transition(round_id, pending, status, now)
     else:
         status = RoundStatus.SETTLED
-        drawn = round_ or uow.rounds.get(round_id)  # the draw needs its reels
-        assert drawn is not None
-        moved = draw_and_settle(ctx, uow, drawn, pending, now, boxes=boxes)
+        drawn_round = round_ or uow.rounds.get(round_id)  # the draw needs its reels
+        assert drawn_round is not None
+        moved = draw_and_settle(ctx, uow, drawn_round, pending, now, boxes=boxes, drawn=drawn)
     if not moved:
         # Not raised: a rollback would only have the debit re-driven, and settled the same
         # way, for ever. The ledger row is the truth; this needs a human.

@@ -9,7 +9,7 @@ from datetime import datetime
 from lootbox.domain.cashback import CashbackPolicy
 from lootbox.domain.errors import CashbackNotAvailable
 from lootbox.domain.fairness import ALGORITHM, draw_position
-from lootbox.domain.records import BoxVersion, InventoryItem, Operator, Round
+from lootbox.domain.records import BoxVersion, InventoryItem, Operator, Round, RoundDraw
 from lootbox.domain.states import RoundStatus, external_item_state, external_round_status
 from lootbox.ports import UnitOfWork
 from lootbox.services.cashout import quote_cashback
@@ -72,6 +72,7 @@ class RoundOutcome:
 
 
 Boxes = dict[int, BoxVersion]  # box versions already read in this request, by id
+Drawn = dict[int, RoundDraw]  # what rounds this request drew were drawn with, by round id
 
 
 def box_version(uow: UnitOfWork, operator_id: int, version_id: int, boxes: Boxes) -> BoxVersion:
@@ -92,6 +93,7 @@ def draw_and_settle(
     now: datetime,
     open_key: str | None = None,
     boxes: Boxes | None = None,
+    drawn: Drawn | None = None,
 ) -> bool:
     """Draw one prize per reel and mint the won items, if this caller settles the round.
 
@@ -105,6 +107,8 @@ def draw_and_settle(
     if not uow.rounds.transition(round_.id, from_status, RoundStatus.SETTLED, now, **extra):
         return False
     seeds = draw_for(ctx, uow, round_)
+    if drawn is not None:
+        drawn[round_.id] = seeds  # the answer names them without reading them back
     won = []
     for reel in round_.reels:
         box = box_version(uow, round_.operator_id, reel.box_version_id, boxes)
@@ -135,6 +139,7 @@ def describe_round(
     round_: Round,
     balance_after_minor: int | None,
     boxes: Boxes | None = None,
+    drawn: Drawn | None = None,
 ) -> RoundOutcome:
     """The round as the caller sees it, rebuilt from the database (so a retry after a
     crash answers exactly what the first attempt would have)."""
@@ -170,7 +175,7 @@ def describe_round(
         payout = from_operator_currency(
             sum(i.value_minor for i in items), operator.currency, round_.currency, round_.rate
         )
-        seeds = uow.seed_pairs.of_round(round_.id)
+        seeds = (drawn or {}).get(round_.id) or uow.seed_pairs.of_round(round_.id)
         if seeds is not None:  # drawn before draws were provably fair: None
             fairness = Fairness(seeds.server_seed_hash, seeds.client_seed, seeds.nonce)
     return RoundOutcome(
